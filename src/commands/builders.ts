@@ -1,0 +1,116 @@
+import { ValidationError } from "../errors.js";
+import { GRAMMAR, type CommandName, type CommandSpec } from "./grammar.js";
+import type { Level } from "./levels.js";
+import { validateFilename, validateName, validateTableKey, type TableKeySpec } from "./validate.js";
+
+/**
+ * A runtime command ready to send. Only the builders below create these: nothing else in
+ * hapops concatenates text for the socket.
+ */
+export interface RuntimeCommand {
+  readonly name: CommandName;
+  readonly spec: CommandSpec;
+  /** The command line without its trailing newline. */
+  readonly line: string;
+  /** Payload lines sent after `<<`; never contains an empty line (it would end the payload). */
+  readonly payload?: readonly string[];
+}
+
+function build(name: CommandName, args: readonly string[] = []): RuntimeCommand {
+  const spec = GRAMMAR[name];
+  const line = [spec.words, ...args].join(" ");
+  return { name, spec, line };
+}
+
+export function prompt(): RuntimeCommand {
+  return build("prompt");
+}
+
+export function quit(): RuntimeCommand {
+  return build("quit");
+}
+
+export function setSeverityOutput(format: "none" | "number" | "string"): RuntimeCommand {
+  return build("setSeverityOutput", [format]);
+}
+
+/** `user` / `operator`: lower the session's level (management.txt 9.3). */
+export function lowerLevel(to: Exclude<Level, "admin">): RuntimeCommand {
+  return build(to);
+}
+
+export function showCliLevel(): RuntimeCommand {
+  return build("showCliLevel");
+}
+
+export function showCliSockets(): RuntimeCommand {
+  return build("showCliSockets");
+}
+
+export function showInfo(): RuntimeCommand {
+  return build("showInfo");
+}
+
+/** `show stat [<proxy> -1 -1]`: all objects of one proxy, or everything. */
+export function showStat(proxy?: string): RuntimeCommand {
+  if (proxy === undefined) return build("showStat");
+  return build("showStat", [validateName("proxy name", proxy), "-1", "-1"]);
+}
+
+export function showServersState(backend?: string): RuntimeCommand {
+  if (backend === undefined) return build("showServersState");
+  return build("showServersState", [validateName("backend name", backend)]);
+}
+
+export function showBackend(): RuntimeCommand {
+  return build("showBackend");
+}
+
+/** `show ssl cert [<file>]`; a leading `*` shows the pending transaction for that file. */
+export function showSslCert(filename?: string): RuntimeCommand {
+  if (filename === undefined) return build("showSslCert");
+  return build("showSslCert", [validateFilename("certificate file name", filename, true)]);
+}
+
+/** `show table`: the list of tables with their type, size and use. */
+export function showTables(): RuntimeCommand {
+  return build("showTableList");
+}
+
+/** `show table <table> [key <key>]`; the key is checked against the table's type. */
+export function showTable(
+  table: string,
+  key?: { value: string; spec: TableKeySpec },
+): RuntimeCommand {
+  const name = validateName("table name", table);
+  if (key === undefined) return build("showTable", [name]);
+  return build("showTable", [name, "key", validateTableKey(name, key.spec, key.value)]);
+}
+
+/**
+ * `set ssl cert <file> <<` with a PEM payload. HAProxy 2.6 ends a payload at the first empty
+ * line and runs every following line as a command, so the payload must hold PEM lines only.
+ */
+export function setSslCert(filename: string, pem: string): RuntimeCommand {
+  const file = validateFilename("certificate file name", filename);
+  const lines = pem.replace(/\r\n?/g, "\n").split("\n");
+  const payload = lines.filter((l) => l.trim().length > 0);
+  for (const l of payload) {
+    if (!/^[A-Za-z0-9+/=\- ]+$/.test(l) || l.length > 1024)
+      throw new ValidationError(
+        `certificate payload for ${file} contains a line that is not PEM; refusing to send it`,
+      );
+  }
+  if (payload.length === 0) throw new ValidationError(`certificate payload for ${file} is empty`);
+  return { ...build("setSslCert", [file, "<<"]), payload };
+}
+
+export function abortSslCert(filename: string): RuntimeCommand {
+  return build("abortSslCert", [validateFilename("certificate file name", filename)]);
+}
+
+/** The bytes written to the socket for a command. */
+export function encodeCommand(cmd: RuntimeCommand): string {
+  if (!cmd.payload) return `${cmd.line}\n`;
+  return `${cmd.line}\n${cmd.payload.join("\n")}\n\n`;
+}

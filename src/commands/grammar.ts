@@ -1,0 +1,45 @@
+import type { Level } from "./levels.js";
+
+/**
+ * The runtime commands hapops sends, as data: HAProxy's own words (grep management.txt 9.3 for
+ * them), the least level each needs, and whether it changes state. Levels were measured on 2.6:
+ * `show table <name>` lists entries only at operator level ("# contents not dumped due to
+ * insufficient privileges" below that) and `show ssl cert` at user level answers
+ * "Can't allocate memory!".
+ */
+export interface CommandSpec {
+  readonly words: string;
+  readonly level: Level;
+  readonly mutates: boolean;
+  readonly usage: string;
+}
+
+function spec(words: string, level: Level, mutates: boolean, usage: string): CommandSpec {
+  return { words, level, mutates, usage };
+}
+
+export const GRAMMAR = {
+  prompt: spec("prompt", "user", false, "prompt"),
+  quit: spec("quit", "user", false, "quit"),
+  setSeverityOutput: spec(
+    "set severity-output",
+    "user",
+    false,
+    "set severity-output none|number|string",
+  ),
+  user: spec("user", "user", false, "user"),
+  operator: spec("operator", "operator", false, "operator"),
+  showCliLevel: spec("show cli level", "user", false, "show cli level"),
+  showCliSockets: spec("show cli sockets", "user", false, "show cli sockets"),
+  showInfo: spec("show info", "user", false, "show info"),
+  showStat: spec("show stat", "user", false, "show stat [<proxy> <type> <sid>]"),
+  showServersState: spec("show servers state", "user", false, "show servers state [<backend>]"),
+  showBackend: spec("show backend", "user", false, "show backend"),
+  showSslCert: spec("show ssl cert", "operator", false, "show ssl cert [[*]<filename>]"),
+  showTableList: spec("show table", "user", false, "show table"),
+  showTable: spec("show table", "operator", false, "show table <table> [key <key>]"),
+  setSslCert: spec("set ssl cert", "admin", true, "set ssl cert <filename> <<payload"),
+  abortSslCert: spec("abort ssl cert", "admin", true, "abort ssl cert <filename>"),
+} as const satisfies Record<string, CommandSpec>;
+
+export type CommandName = keyof typeof GRAMMAR;

@@ -1,0 +1,117 @@
+/**
+ * Every failure hapops reports is a HapopsError: a stable `code`, the exit code from DESIGN.md,
+ * and a message that says what to do next. Only cli/main.ts turns these into a process exit.
+ */
+export const ExitCode = {
+  ok: 0,
+  refusedOrUnverified: 1,
+  usage: 2,
+  guard: 3,
+  socket: 4,
+  audit: 5,
+  waitTimeout: 6,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export abstract class HapopsError extends Error {
+  abstract readonly code: string;
+  abstract readonly exitCode: ExitCode;
+  /** Extra fields for --json error output. */
+  readonly details: Record<string, unknown>;
+
+  constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.details = details;
+  }
+}
+
+/** Bad input or usage: nothing was sent. */
+export class UsageError extends HapopsError {
+  readonly code = "USAGE";
+  readonly exitCode = ExitCode.usage;
+}
+
+/** A name or value that fails the runtime API grammar: nothing was sent. */
+export class ValidationError extends HapopsError {
+  readonly code = "INVALID_INPUT";
+  readonly exitCode = ExitCode.usage;
+}
+
+/** The config file is missing, unreadable or does not match the schema. */
+export class ConfigError extends HapopsError {
+  readonly code = "CONFIG";
+  readonly exitCode = ExitCode.usage;
+}
+
+/** Transport-level failures: the socket could not be reached or used. */
+export class SocketError extends HapopsError {
+  readonly exitCode = ExitCode.socket;
+  constructor(
+    readonly code:
+      | "SOCKET_NOT_FOUND"
+      | "CONNECTION_REFUSED"
+      | "SOCKET_PERMISSION"
+      | "CONNECT_FAILED"
+      | "TLS_FAILED"
+      | "INSECURE_TCP",
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, details, options);
+  }
+}
+
+export class TimeoutError extends HapopsError {
+  readonly code = "TIMEOUT";
+  readonly exitCode = ExitCode.socket;
+}
+
+/** The connection closed before the answer was complete. */
+export class TruncatedResponseError extends HapopsError {
+  readonly code = "RESPONSE_CUT_OFF";
+  readonly exitCode = ExitCode.socket;
+}
+
+/** The peer does not speak the runtime API (garbage, or not an HAProxy stats socket). */
+export class ProtocolError extends HapopsError {
+  readonly code = "PROTOCOL";
+  readonly exitCode = ExitCode.socket;
+}
+
+/** The socket's level is below what the command needs. */
+export class LevelError extends HapopsError {
+  readonly code = "LEVEL_TOO_LOW";
+  readonly exitCode = ExitCode.socket;
+}
+
+/** HAProxy answered with a refusal; `haproxyMessage` keeps its exact words. */
+export class HaproxyError extends HapopsError {
+  readonly code = "HAPROXY_REFUSED";
+  readonly exitCode = ExitCode.refusedOrUnverified;
+  constructor(
+    readonly command: string,
+    readonly haproxyMessage: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, { command, haproxyMessage }, options);
+  }
+}
+
+/** A bug in hapops itself. */
+export class InternalError extends HapopsError {
+  readonly code = "INTERNAL";
+  readonly exitCode = ExitCode.refusedOrUnverified;
+}
+
+export function isHapopsError(e: unknown): e is HapopsError {
+  return e instanceof HapopsError;
+}
+
+/** Refused by a safety guard or by policy: nothing was sent. */
+export class GuardError extends HapopsError {
+  readonly code = "GUARD";
+  readonly exitCode = ExitCode.guard;
+}

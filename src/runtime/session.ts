@@ -1,0 +1,346 @@
+import type { Duplex } from "node:stream";
+import {
+  encodeCommand,
+  lowerLevel,
+  prompt,
+  quit,
+  setSeverityOutput,
+  showCliLevel,
+  type RuntimeCommand,
+} from "../commands/builders.js";
+import { isLevel, levelAtLeast, levelRank, type Level } from "../commands/levels.js";
+import {
+  HaproxyError,
+  LevelError,
+  ProtocolError,
+  SocketError,
+  TimeoutError,
+  TruncatedResponseError,
+  type HapopsError,
+} from "../errors.js";
+import { classifyResponse, isPermissionDenied, splitSeverity } from "./classify.js";
+import { ResponseFramer, type ResponseShape } from "./framer.js";
+
+export interface SessionOptions {
+  /** Human name of the target, for messages. */
+  readonly target: string;
+  /** Longest silence while an answer is awaited. */
+  readonly timeoutMs: number;
+  /** What the user asked for ("hapops certs"), for level messages. */
+  readonly purpose?: string;
+}
+
+/** Receives one response's lines as they arrive. */
+interface Pending extends ResponseShape {
+  readonly command: RuntimeCommand;
+  /** Called with each line; the first line has its severity prefix removed. */
+  onLine(line: string): void;
+  resolve(): void;
+  reject(e: HapopsError): void;
+  started: boolean;
+  /** Pass lines through untouched (handshake answers). */
+  readonly raw: boolean;
+  /** A refusal's lines, kept to build the error. */
+  head: string[];
+  severity?: number;
+  refusal: boolean;
+}
+
+/**
+ * A prompt-mode runtime API session. Commands are pipelined: each is written as soon as it is
+ * asked for and answers are matched to commands in order. The handshake (`prompt`,
+ * `set severity-output number`, `show cli level`) goes out in the same write as the first
+ * commands, so a one-shot read costs one round trip.
+ */
+export class RuntimeSession {
+  private readonly queue: Pending[] = [];
+  private readonly framer: ResponseFramer;
+  private timer: NodeJS.Timeout | undefined;
+  private failure: HapopsError | undefined;
+  private closing = false;
+  private promptOn = false;
+  private currentLevel: Level | undefined;
+  /** Level the socket was opened at (before any lowering). */
+  private socketLevel: Level | undefined;
+  private readonly handshake: Promise<void>;
+
+  private constructor(
+    private readonly socket: Duplex,
+    private readonly opts: SessionOptions,
+  ) {
+    this.framer = new ResponseFramer({
+      next: () => this.queue[0],
+      line: (l) => this.onLine(l),
+      end: () => this.onEnd(),
+      unexpected: (l) =>
+        this.fail(
+          new ProtocolError(
+            `unexpected text from ${opts.target} while no command was pending: ${JSON.stringify(l.slice(0, 80))}; is this an HAProxy runtime API socket?`,
+          ),
+        ),
+    });
+    socket.on("data", (chunk: Buffer) => {
+      this.armTimer();
+      this.framer.push(chunk);
+    });
+    socket.on("end", () => this.onEof());
+    socket.on("close", () => this.onEof());
+    socket.on("error", (err: NodeJS.ErrnoException) => this.onError(err));
+    this.handshake = this.startHandshake();
+    // Rejections surface through the commands that follow; never leave this one unhandled.
+    this.handshake.catch(() => undefined);
+  }
+
+  /** Start a session on an open stream. Resolves at once; the handshake is pipelined. */
+  static start(stream: Duplex, opts: SessionOptions): RuntimeSession {
+    return new RuntimeSession(stream, opts);
+  }
+
+  private async startHandshake(): Promise<void> {
+    const promptReply = this.collect(prompt());
+    this.promptOn = true;
+    const severity = this.collect(setSeverityOutput("number"));
+    const level = this.collect(showCliLevel(), { raw: true });
+    const first = await promptReply;
+    if (first.length > 0)
+      throw this.fail(
+        new ProtocolError(
+          `${this.opts.target} did not answer like an HAProxy runtime API socket (got ${JSON.stringify(first.join("\n").slice(0, 80))} to "prompt")`,
+        ),
+      );
+    await severity.catch(() => undefined);
+    const levelLines = await level;
+    const text = splitSeverity(levelLines[0] ?? "").text.trim();
+    if (isLevel(text)) {
+      this.currentLevel = text;
+      this.socketLevel = text;
+    }
+  }
+
+  /** The session's current level, once the handshake is done (undefined on HAProxy < 2.x). */
+  async level(): Promise<Level | undefined> {
+    await this.handshake;
+    return this.currentLevel;
+  }
+
+  /** Level of the socket itself, before this session lowered it. */
+  async socketLevelAsync(): Promise<Level | undefined> {
+    await this.handshake;
+    return this.socketLevel;
+  }
+
+  /**
+   * Lower the session to `to` when it is above it: a read-only command then cannot change
+   * anything even if hapops had a bug. Lowering to `user` is always allowed and is pipelined;
+   * lowering to operator waits for the handshake to know the current level.
+   */
+  async lowerTo(to: Exclude<Level, "admin">): Promise<void> {
+    if (to === "user") {
+      await this.run(lowerLevel("user"));
+      this.currentLevel = "user";
+      return;
+    }
+    const now = await this.level();
+    if (now === undefined || levelRank(now) <= levelRank(to)) return;
+    await this.run(lowerLevel(to));
+    this.currentLevel = to;
+  }
+
+  /** Send a command and return its answer's lines (severity prefix removed). */
+  async run(command: RuntimeCommand): Promise<string[]> {
+    await this.checkLevel(command);
+    return this.collect(command);
+  }
+
+  /** Send several commands in one write; answers come back in the same order. */
+  async pipeline(commands: readonly RuntimeCommand[]): Promise<string[][]> {
+    for (const c of commands) await this.checkLevel(c);
+    return Promise.all(commands.map((c) => this.collect(c)));
+  }
+
+  /**
+   * Send a command and hand each line of the answer to `onLine` as it arrives, so that a
+   * `show table` of a million entries is never held in memory as text.
+   */
+  async stream(command: RuntimeCommand, onLine: (line: string) => void): Promise<void> {
+    await this.checkLevel(command);
+    return this.enqueue(command, onLine, false);
+  }
+
+  /** Say goodbye and close; safe to call more than once. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.clearTimer();
+    if (this.failure || this.socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = () => resolve();
+      this.socket.once("close", done);
+      this.socket.end(encodeCommand(quit()));
+      // A peer that ignores `quit` must not keep the process alive.
+      setTimeout(() => {
+        this.socket.destroy();
+        resolve();
+      }, this.opts.timeoutMs).unref();
+    });
+  }
+
+  private async checkLevel(command: RuntimeCommand): Promise<void> {
+    const need = command.spec.level;
+    if (need === "user") return;
+    const have = await this.level();
+    if (have !== undefined && !levelAtLeast(have, need)) throw this.levelError(command, have);
+  }
+
+  private levelError(command: RuntimeCommand, have: Level | undefined): LevelError {
+    const need = command.spec.level;
+    const purpose = this.opts.purpose ? `${this.opts.purpose} (${command.spec.words})` : `"${command.spec.words}"`;
+    const socketLevel = this.socketLevel ?? have;
+    const levelText =
+      socketLevel === undefined ? "below what it needs" : `at level '${socketLevel}'`;
+    return new LevelError(
+      `socket ${this.opts.target} is ${levelText}; ${purpose} needs '${need}' — use a socket whose \`stats socket\` line has \`level ${need}\` or higher`,
+      { target: this.opts.target, level: socketLevel, needs: need, command: command.line },
+    );
+  }
+
+  private collect(command: RuntimeCommand, opts: { raw?: boolean } = {}): Promise<string[]> {
+    const lines: string[] = [];
+    return this.enqueue(command, (l) => lines.push(l), opts.raw ?? false).then(() => lines);
+  }
+
+  private enqueue(
+    command: RuntimeCommand,
+    onLine: (line: string) => void,
+    raw: boolean,
+  ): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      const pending: Pending = {
+        command,
+        promptBefore: this.promptOn && command.name !== "prompt",
+        payloadPrompts: command.payload !== undefined,
+        onLine,
+        resolve,
+        reject,
+        raw,
+        started: false,
+        head: [],
+        refusal: false,
+      };
+      this.queue.push(pending);
+      this.armTimer();
+      this.socket.write(encodeCommand(command));
+    });
+  }
+
+  private onLine(line: string): void {
+    const p = this.queue[0];
+    if (!p) return;
+    if (p.raw) {
+      p.onLine(line);
+      return;
+    }
+    if (!p.started) {
+      p.started = true;
+      const c = classifyResponse([line]);
+      if (c.severity !== undefined) p.severity = c.severity;
+      p.refusal = c.error;
+      line = c.lines[0] ?? "";
+    }
+    if (p.refusal) p.head.push(line);
+    else p.onLine(line);
+  }
+
+  private onEnd(): void {
+    const p = this.queue.shift();
+    if (!p) return;
+    if (this.queue.length === 0) this.clearTimer();
+    else this.armTimer();
+    if (!p.refusal) {
+      p.resolve();
+      return;
+    }
+    const message = p.head.join("\n");
+    if (isPermissionDenied(message) || this.isLevelSymptom(p.command, message)) {
+      p.reject(this.levelError(p.command, this.currentLevel));
+      return;
+    }
+    const firstLine = p.head[0] ?? "";
+    p.reject(
+      new HaproxyError(
+        p.command.line,
+        message,
+        `HAProxy refused "${p.command.line}": ${firstLine}`,
+      ),
+    );
+  }
+
+  /**
+   * Some commands do not say "Permission denied" below their level: `show ssl cert` at user
+   * level answers "Can't allocate memory!" (measured on 2.6 and 3.2).
+   */
+  private isLevelSymptom(command: RuntimeCommand, message: string): boolean {
+    if (command.spec.level === "user" || !/^Can't allocate memory/.test(message)) return false;
+    const have = this.currentLevel;
+    return have === undefined || !levelAtLeast(have, command.spec.level);
+  }
+
+  private onEof(): void {
+    if (this.failure) return;
+    if (this.queue.length === 0) return;
+    const p = this.queue[0]!;
+    const where = this.framer.midResponse
+      ? `in the middle of the answer to "${p.command.line}"`
+      : `before answering "${p.command.line}"`;
+    this.fail(
+      new TruncatedResponseError(
+        `${this.opts.target} closed the connection ${where} (${this.framer.received} bytes received); HAProxy may have restarted or hit \`stats timeout\` — run the command again`,
+        { target: this.opts.target, command: p.command.line },
+      ),
+    );
+  }
+
+  private onError(err: NodeJS.ErrnoException): void {
+    const tls = /SSL|TLS|alert|certificate/i.test(err.message);
+    this.fail(
+      new SocketError(
+        tls ? "TLS_FAILED" : "CONNECT_FAILED",
+        tls
+          ? `TLS session with ${this.opts.target} failed: ${err.message} (is the client certificate signed by the CA in the socket's \`ca-file\`?)`
+          : `connection to ${this.opts.target} failed: ${err.message}`,
+        { target: this.opts.target, errno: err.code },
+        { cause: err },
+      ),
+    );
+  }
+
+  private fail(e: HapopsError): HapopsError {
+    if (this.failure) return this.failure;
+    this.failure = e;
+    this.clearTimer();
+    const pending = this.queue.splice(0);
+    for (const p of pending) p.reject(e);
+    this.socket.destroy();
+    return e;
+  }
+
+  private armTimer(): void {
+    this.clearTimer();
+    if (this.queue.length === 0 || this.closing) return;
+    this.timer = setTimeout(() => {
+      const p = this.queue[0];
+      this.fail(
+        new TimeoutError(
+          `${this.opts.target} did not answer "${p?.command.line ?? "?"}" within ${this.opts.timeoutMs} ms; HAProxy may be overloaded or stuck (--timeout raises the limit)`,
+          { target: this.opts.target, command: p?.command.line },
+        ),
+      );
+    }, this.opts.timeoutMs);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,141 @@
+import { readFileSync } from "node:fs";
+import { connect as netConnect, type Socket } from "node:net";
+import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from "node:tls";
+import { isIP } from "node:net";
+import { ConfigError, GuardError, SocketError, TimeoutError } from "../errors.js";
+import { formatTarget, isLoopbackHost, type Target } from "./target.js";
+
+export interface TlsFiles {
+  /** Client certificate (PEM) presented to HAProxy's `verify required`. */
+  readonly cert?: string;
+  readonly key?: string;
+  /** CA that signed HAProxy's server certificate. */
+  readonly ca?: string;
+  /** Name to verify in the server certificate, when it differs from the host. */
+  readonly servername?: string;
+}
+
+export interface ConnectOptions {
+  readonly connectTimeoutMs: number;
+  readonly tls?: TlsFiles;
+  /** Allow plain TCP to a non-loopback host. */
+  readonly insecureTcp?: boolean;
+}
+
+function readTlsFile(what: string, path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ConfigError(`cannot read TLS ${what} file ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Open a byte stream to the runtime API. This is the only place hapops touches sockets. */
+export function connect(target: Target, opts: ConnectOptions): Promise<Socket> {
+  const where = formatTarget(target);
+  if (target.kind === "tcp" && !isLoopbackHost(target.host) && !opts.insecureTcp) {
+    return Promise.reject(
+      new GuardError(
+        `refusing plain tcp:// to ${target.host}: an unencrypted runtime socket on a network is a remote control for the load balancer; use tls:// with a client certificate, or pass --insecure-tcp if you really mean it`,
+      ),
+    );
+  }
+  let socket: Socket;
+  if (target.kind === "unix") {
+    socket = netConnect({ path: target.path });
+  } else if (target.kind === "tcp") {
+    socket = netConnect({ host: target.host, port: target.port });
+  } else {
+    const files = opts.tls ?? {};
+    if (files.cert === undefined || files.key === undefined || files.ca === undefined) {
+      return Promise.reject(
+        new ConfigError(
+          `tls:// needs a client certificate, key and CA: set --tls-cert, --tls-key and --tls-ca (or tls: in the config)`,
+        ),
+      );
+    }
+    const servername = files.servername ?? target.host;
+    socket = tlsConnect({
+      host: target.host,
+      port: target.port,
+      cert: readTlsFile("certificate", files.cert),
+      key: readTlsFile("key", files.key),
+      ca: readTlsFile("CA", files.ca),
+      ...(isIP(servername) ? {} : { servername }),
+      ...(files.servername !== undefined ? { checkServerIdentity: tlsIdentity(servername) } : {}),
+    });
+  }
+  const readyEvent = target.kind === "tls" ? "secureConnect" : "connect";
+  return new Promise<Socket>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new TimeoutError(
+          `no connection to ${where} within ${opts.connectTimeoutMs} ms; is the host reachable and HAProxy listening there? (--timeout raises the limit)`,
+        ),
+      );
+    }, opts.connectTimeoutMs);
+    socket.once(readyEvent, () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(socket);
+    });
+    socket.once("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(describeConnectError(target, err));
+    });
+  });
+}
+
+function tlsIdentity(servername: string) {
+  return (_host: string, cert: PeerCertificate) => checkServerIdentity(servername, cert);
+}
+
+export function describeConnectError(target: Target, err: NodeJS.ErrnoException): SocketError {
+  const where = formatTarget(target);
+  const details = { target: where, errno: err.code };
+  switch (err.code) {
+    case "ENOENT":
+      return new SocketError(
+        "SOCKET_NOT_FOUND",
+        `no socket at ${where}: is HAProxy running, and does its \`stats socket\` line use this path? (-s/--socket or HAPOPS_SOCKET selects another)`,
+        details,
+        { cause: err },
+      );
+    case "ECONNREFUSED":
+      return new SocketError(
+        "CONNECTION_REFUSED",
+        `connection refused at ${where}: HAProxy is not running or not listening there (a stale socket file stays behind after HAProxy stops)`,
+        details,
+        { cause: err },
+      );
+    case "EACCES":
+    case "EPERM":
+      return new SocketError(
+        "SOCKET_PERMISSION",
+        `permission denied opening ${where}: run hapops through the sudo wrapper (sudo hapops ...) instead of reaching the socket directly`,
+        details,
+        { cause: err },
+      );
+    case "ENOTSOCK":
+      return new SocketError("CONNECT_FAILED", `${where} exists but is not a socket`, details, {
+        cause: err,
+      });
+    default:
+      if (err.code?.startsWith("ERR_TLS") || err.code?.includes("CERT") || /SSL|TLS/.test(err.message))
+        return new SocketError(
+          "TLS_FAILED",
+          `TLS handshake with ${where} failed: ${err.message} (check --tls-cert/--tls-key/--tls-ca and that the socket's \`ca-file\` trusts the client certificate)`,
+          details,
+          { cause: err },
+        );
+      return new SocketError(
+        "CONNECT_FAILED",
+        `cannot connect to ${where}: ${err.message}`,
+        details,
+        { cause: err },
+      );
+  }
+}
