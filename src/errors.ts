@@ -115,3 +115,9 @@ export class GuardError extends HapopsError {
   readonly code = "GUARD";
   readonly exitCode = ExitCode.guard;
 }
+
+/** The machine lacks something hapops needs (the haproxy binary, openssl) or a process failed. */
+export class EnvironmentError extends HapopsError {
+  readonly code = "ENVIRONMENT";
+  readonly exitCode = ExitCode.refusedOrUnverified;
+}

@@ -45,7 +45,9 @@ const NAME_CHAR = /[A-Za-z0-9_.:-]/;
 export function validateName(what: string, value: string): string {
   if (value.length === 0) throw new ValidationError(`${what} is empty`);
   if (value.length > MAX_NAME)
-    throw new ValidationError(`${what} is ${value.length} characters long; the limit is ${MAX_NAME}`);
+    throw new ValidationError(
+      `${what} is ${value.length} characters long; the limit is ${MAX_NAME}`,
+    );
   if (!NAME_RE.test(value)) {
     const bad = describeBadChar(value, NAME_CHAR) ?? "an invalid character";
     throw new ValidationError(

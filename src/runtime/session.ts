@@ -59,9 +59,10 @@ export class RuntimeSession {
   private failure: HapopsError | undefined;
   private closing = false;
   private promptOn = false;
-  private currentLevel: Level | undefined;
-  /** Level the socket was opened at (before any lowering). */
-  private socketLevel: Level | undefined;
+  /** Level the socket gave this session, from `show cli level` in the handshake. */
+  private openedAt: Level | undefined;
+  /** Level this session lowered itself to with `user` / `operator`. */
+  private lowered: Level | undefined;
   private readonly handshake: Promise<void>;
 
   private constructor(
@@ -97,74 +98,107 @@ export class RuntimeSession {
   }
 
   private async startHandshake(): Promise<void> {
-    const promptReply = this.collect(prompt());
+    // The answer to `prompt` is empty; anything else means this is not a runtime API socket.
+    const promptReply = this.enqueue(prompt(), () => this.notRuntimeApi(), true);
     this.promptOn = true;
-    const severity = this.collect(setSeverityOutput("number"));
-    const level = this.collect(showCliLevel(), { raw: true });
-    const first = await promptReply;
-    if (first.length > 0)
-      throw this.fail(
-        new ProtocolError(
-          `${this.opts.target} did not answer like an HAProxy runtime API socket (got ${JSON.stringify(first.join("\n").slice(0, 80))} to "prompt")`,
-        ),
-      );
-    await severity.catch(() => undefined);
-    const levelLines = await level;
+    const replies = [
+      promptReply,
+      this.collect(setSeverityOutput("number")),
+      this.collect(showCliLevel(), { raw: true }),
+    ] as const;
+    // Attach handlers at once: a failure rejects all three, and only the first is reported.
+    for (const r of replies) r.catch(() => undefined);
+    await replies[0];
+    await replies[1].catch(() => undefined);
+    const levelLines = await replies[2];
     const text = splitSeverity(levelLines[0] ?? "").text.trim();
-    if (isLevel(text)) {
-      this.currentLevel = text;
-      this.socketLevel = text;
-    }
+    if (isLevel(text)) this.openedAt = text;
+  }
+
+  private notRuntimeApi(): void {
+    this.fail(
+      new ProtocolError(
+        `${this.opts.target} did not answer like an HAProxy runtime API socket (unexpected text in reply to "prompt"); check the socket path or address`,
+      ),
+    );
   }
 
   /** The session's current level, once the handshake is done (undefined on HAProxy < 2.x). */
   async level(): Promise<Level | undefined> {
     await this.handshake;
-    return this.currentLevel;
+    return this.effectiveLevel();
   }
 
   /** Level of the socket itself, before this session lowered it. */
-  async socketLevelAsync(): Promise<Level | undefined> {
+  async socketLevel(): Promise<Level | undefined> {
     await this.handshake;
-    return this.socketLevel;
+    return this.openedAt;
+  }
+
+  private effectiveLevel(): Level | undefined {
+    const opened = this.openedAt;
+    const lowered = this.lowered;
+    if (opened === undefined) return lowered;
+    if (lowered === undefined) return opened;
+    return levelRank(lowered) < levelRank(opened) ? lowered : opened;
   }
 
   /**
-   * Lower the session to `to` when it is above it: a read-only command then cannot change
-   * anything even if hapops had a bug. Lowering to `user` is always allowed and is pipelined;
-   * lowering to operator waits for the handshake to know the current level.
+   * Lower the session to `to` when it is above it, so that a read-only command cannot change
+   * anything even if hapops had a bug. `user` is always allowed and is queued at once, without
+   * waiting for the handshake; `operator` waits to learn the socket's level.
    */
-  async lowerTo(to: Exclude<Level, "admin">): Promise<void> {
+  lowerTo(to: Exclude<Level, "admin">): Promise<void> {
     if (to === "user") {
-      await this.run(lowerLevel("user"));
-      this.currentLevel = "user";
-      return;
+      this.lowered = "user";
+      return this.collect(lowerLevel("user")).then(() => undefined);
     }
-    const now = await this.level();
-    if (now === undefined || levelRank(now) <= levelRank(to)) return;
-    await this.run(lowerLevel(to));
-    this.currentLevel = to;
+    return this.handshake.then(async () => {
+      const now = this.effectiveLevel();
+      if (now === undefined || levelRank(now) <= levelRank(to)) return;
+      this.lowered = to;
+      await this.collect(lowerLevel(to));
+    });
   }
 
-  /** Send a command and return its answer's lines (severity prefix removed). */
-  async run(command: RuntimeCommand): Promise<string[]> {
-    await this.checkLevel(command);
-    return this.collect(command);
+  /**
+   * Send a command and return its answer's lines (severity prefix removed). A user-level
+   * command is written at once; others first wait for the handshake to check the level.
+   */
+  run(command: RuntimeCommand): Promise<string[]> {
+    return this.whenAllowed(command, () => this.collect(command));
   }
 
   /** Send several commands in one write; answers come back in the same order. */
-  async pipeline(commands: readonly RuntimeCommand[]): Promise<string[][]> {
-    for (const c of commands) await this.checkLevel(c);
-    return Promise.all(commands.map((c) => this.collect(c)));
+  pipeline(commands: readonly RuntimeCommand[]): Promise<string[][]> {
+    const needsCheck = commands.some((c) => c.spec.level !== "user");
+    if (!needsCheck) return Promise.all(commands.map((c) => this.collect(c)));
+    return this.handshake.then(() => {
+      for (const c of commands) this.assertLevel(c);
+      return Promise.all(commands.map((c) => this.collect(c)));
+    });
   }
 
   /**
    * Send a command and hand each line of the answer to `onLine` as it arrives, so that a
    * `show table` of a million entries is never held in memory as text.
    */
-  async stream(command: RuntimeCommand, onLine: (line: string) => void): Promise<void> {
-    await this.checkLevel(command);
-    return this.enqueue(command, onLine, false);
+  stream(command: RuntimeCommand, onLine: (line: string) => void): Promise<void> {
+    return this.whenAllowed(command, () => this.enqueue(command, onLine, false));
+  }
+
+  private whenAllowed<T>(command: RuntimeCommand, send: () => Promise<T>): Promise<T> {
+    if (command.spec.level === "user") return send();
+    return this.handshake.then(() => {
+      this.assertLevel(command);
+      return send();
+    });
+  }
+
+  private assertLevel(command: RuntimeCommand): void {
+    const have = this.effectiveLevel();
+    if (have !== undefined && !levelAtLeast(have, command.spec.level))
+      throw this.levelError(command);
   }
 
   /** Say goodbye and close; safe to call more than once. */
@@ -185,17 +219,13 @@ export class RuntimeSession {
     });
   }
 
-  private async checkLevel(command: RuntimeCommand): Promise<void> {
+  private levelError(command: RuntimeCommand): LevelError {
     const need = command.spec.level;
-    if (need === "user") return;
-    const have = await this.level();
-    if (have !== undefined && !levelAtLeast(have, need)) throw this.levelError(command, have);
-  }
-
-  private levelError(command: RuntimeCommand, have: Level | undefined): LevelError {
-    const need = command.spec.level;
-    const purpose = this.opts.purpose ? `${this.opts.purpose} (${command.spec.words})` : `"${command.spec.words}"`;
-    const socketLevel = this.socketLevel ?? have;
+    const have = this.effectiveLevel();
+    const purpose = this.opts.purpose
+      ? `${this.opts.purpose} (${command.spec.words})`
+      : `"${command.spec.words}"`;
+    const socketLevel = this.openedAt ?? have;
     const levelText =
       socketLevel === undefined ? "below what it needs" : `at level '${socketLevel}'`;
     return new LevelError(
@@ -263,7 +293,7 @@ export class RuntimeSession {
     }
     const message = p.head.join("\n");
     if (isPermissionDenied(message) || this.isLevelSymptom(p.command, message)) {
-      p.reject(this.levelError(p.command, this.currentLevel));
+      p.reject(this.levelError(p.command));
       return;
     }
     const firstLine = p.head[0] ?? "";
@@ -282,7 +312,7 @@ export class RuntimeSession {
    */
   private isLevelSymptom(command: RuntimeCommand, message: string): boolean {
     if (command.spec.level === "user" || !/^Can't allocate memory/.test(message)) return false;
-    const have = this.currentLevel;
+    const have = this.effectiveLevel();
     return have === undefined || !levelAtLeast(have, command.spec.level);
   }
 

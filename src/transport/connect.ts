@@ -7,17 +7,17 @@ import { formatTarget, isLoopbackHost, type Target } from "./target.js";
 
 export interface TlsFiles {
   /** Client certificate (PEM) presented to HAProxy's `verify required`. */
-  readonly cert?: string;
-  readonly key?: string;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
   /** CA that signed HAProxy's server certificate. */
-  readonly ca?: string;
+  readonly ca?: string | undefined;
   /** Name to verify in the server certificate, when it differs from the host. */
-  readonly servername?: string;
+  readonly servername?: string | undefined;
 }
 
 export interface ConnectOptions {
   readonly connectTimeoutMs: number;
-  readonly tls?: TlsFiles;
+  readonly tls?: TlsFiles | undefined;
   /** Allow plain TCP to a non-loopback host. */
   readonly insecureTcp?: boolean;
 }
@@ -124,7 +124,11 @@ export function describeConnectError(target: Target, err: NodeJS.ErrnoException)
         cause: err,
       });
     default:
-      if (err.code?.startsWith("ERR_TLS") || err.code?.includes("CERT") || /SSL|TLS/.test(err.message))
+      if (
+        err.code?.startsWith("ERR_TLS") ||
+        err.code?.includes("CERT") ||
+        /SSL|TLS/.test(err.message)
+      )
         return new SocketError(
           "TLS_FAILED",
           `TLS handshake with ${where} failed: ${err.message} (check --tls-cert/--tls-key/--tls-ca and that the socket's \`ca-file\` trusts the client certificate)`,

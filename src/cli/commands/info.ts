@@ -1,0 +1,58 @@
+import { showInfo } from "../../commands/builders.js";
+import type { Settings } from "../../config/settings.js";
+import { withSession } from "../../engine/connect.js";
+import { parseInfo } from "../../parse/info.js";
+import { renderJson, renderPairs } from "../output.js";
+
+export interface InfoResult {
+  readonly target: string;
+  readonly info: Record<string, string>;
+}
+
+export async function runInfo(settings: Settings): Promise<InfoResult> {
+  const info = await withSession(settings, "hapops info", async (session) => {
+    const [, lines] = await Promise.all([session.lowerTo("user"), session.run(showInfo())]);
+    return parseInfo(lines);
+  });
+  return { target: settings.targetText, info };
+}
+
+/** The fields an operator looks at first; `--all` prints every field HAProxy reports. */
+const SUMMARY: readonly (readonly [string, (i: Record<string, string>) => string | undefined])[] = [
+  ["Target", () => undefined],
+  ["Version", (i) => i["Version"]],
+  ["Node", (i) => i["node"]],
+  ["Pid", (i) => i["Pid"]],
+  ["Uptime", (i) => i["Uptime"]],
+  ["Threads", (i) => i["Nbthread"]],
+  [
+    "Connections",
+    (i) =>
+      i["CurrConns"] !== undefined ? `${i["CurrConns"]} / ${i["Maxconn"] ?? "?"} max` : undefined,
+  ],
+  [
+    "Conn rate",
+    (i) =>
+      i["ConnRate"] !== undefined
+        ? `${i["ConnRate"]}/s (max ${i["MaxConnRate"] ?? "?"})`
+        : undefined,
+  ],
+  ["Requests", (i) => i["CumReq"]],
+  ["SSL conns", (i) => i["CurrSslConns"]],
+  ["Idle", (i) => (i["Idle_pct"] !== undefined ? `${i["Idle_pct"]}%` : undefined)],
+  [
+    "Stopping",
+    (i) => (i["Stopping"] === "1" ? "yes (old process finishing after a reload)" : undefined),
+  ],
+];
+
+export function printInfo(result: InfoResult, opts: { json: boolean; all: boolean }): string {
+  if (opts.json) return renderJson(result.info);
+  if (opts.all) return renderPairs(Object.entries(result.info));
+  const pairs: [string, string][] = [];
+  for (const [label, get] of SUMMARY) {
+    const v = label === "Target" ? result.target : get(result.info);
+    if (v !== undefined) pairs.push([label, v]);
+  }
+  return renderPairs(pairs);
+}

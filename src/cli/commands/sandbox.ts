@@ -1,0 +1,220 @@
+import { spawn } from "node:child_process";
+import { existsSync, openSync, readFileSync, closeSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { EnvironmentError, UsageError } from "../../errors.js";
+import { startLab, type Lab } from "../../sandbox/lab.js";
+import { waitUntil } from "../../util/wait.js";
+import { renderJson } from "../output.js";
+
+interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface SandboxOptions {
+  readonly dir: string | undefined;
+  readonly detach: boolean;
+  readonly json: boolean;
+}
+
+/** What a running sandbox records in `<dir>/sandbox.json`. */
+export interface SandboxState {
+  readonly pid: number;
+  readonly haproxyPid: number;
+  readonly dir: string;
+  readonly socket: string;
+  readonly sockets: Lab["sockets"];
+  readonly tls: Lab["tls"];
+  readonly http: string;
+  readonly https: string;
+  readonly config: string;
+  readonly startedAt: string;
+}
+
+function defaultDir(): string {
+  const uid = typeof process.getuid === "function" ? process.getuid() : 0;
+  return join(tmpdir(), `hapops-sandbox-${uid}`);
+}
+
+function stateFile(dir: string): string {
+  return join(dir, "sandbox.json");
+}
+
+function readState(dir: string): SandboxState | undefined {
+  try {
+    return JSON.parse(readFileSync(stateFile(dir), "utf8")) as SandboxState;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export async function runSandbox(action: string, opts: SandboxOptions, io: Io): Promise<void> {
+  const dir = resolve(opts.dir ?? defaultDir());
+  switch (action) {
+    case "start":
+      return opts.detach ? startDetached(dir, opts, io) : runForeground(dir, opts, io, true);
+    case "run":
+      return runForeground(dir, opts, io, false);
+    case "stop":
+      return stop(dir, opts, io);
+    case "status":
+      return status(dir, opts, io);
+    default:
+      throw new UsageError(
+        `unknown sandbox action ${JSON.stringify(action)}: use start, stop or status`,
+      );
+  }
+}
+
+function describe(state: SandboxState): string {
+  return [
+    `HAProxy sandbox running (haproxy pid ${state.haproxyPid}) in ${state.dir}`,
+    ``,
+    `  admin socket     ${state.sockets.admin}`,
+    `  operator socket  ${state.sockets.operator}`,
+    `  user socket      ${state.sockets.user}`,
+    ...(state.sockets.tls
+      ? [
+          `  mTLS socket      ${state.sockets.tls}  (--tls-cert ${state.tls.clientCert} --tls-key ${state.tls.clientKey} --tls-ca ${state.tls.ca})`,
+        ]
+      : []),
+    `  HTTP             ${state.http}`,
+    `  HTTPS            ${state.https}  (certificates for example.com and other.org)`,
+    ``,
+    `Try:   hapops -s ${state.socket} servers`,
+    `       export HAPOPS_SOCKET=${state.socket}`,
+    `Stop:  hapops sandbox stop${state.dir === resolve(defaultDir()) ? "" : ` --dir ${state.dir}`}`,
+    ``,
+  ].join("\n");
+}
+
+async function refuseIfRunning(dir: string): Promise<void> {
+  const existing = readState(dir);
+  if (existing && alive(existing.pid))
+    throw new UsageError(
+      `a sandbox is already running in ${dir} (pid ${existing.pid}); stop it with: hapops sandbox stop${stopHint(dir)}`,
+    );
+  await rm(stateFile(dir), { force: true });
+}
+
+function stopHint(dir: string): string {
+  return dir === resolve(defaultDir()) ? "" : ` --dir ${dir}`;
+}
+
+/** Run HAProxy and the backends in this process until SIGINT or SIGTERM. */
+async function runForeground(
+  dir: string,
+  opts: SandboxOptions,
+  io: Io,
+  interactive: boolean,
+): Promise<void> {
+  await refuseIfRunning(dir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const lab = await startLab({ dir, tlsSocket: true });
+  const state: SandboxState = {
+    pid: process.pid,
+    haproxyPid: lab.pid,
+    dir,
+    socket: lab.sockets.admin,
+    sockets: lab.sockets,
+    tls: lab.tls,
+    http: `http://127.0.0.1:${lab.httpPort}/`,
+    https: `https://127.0.0.1:${lab.httpsPort}/`,
+    config: lab.configPath,
+    startedAt: new Date().toISOString(),
+  };
+  await writeFile(stateFile(dir), JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });
+  if (interactive) {
+    io.out(
+      opts.json
+        ? renderJson(state)
+        : describe(state).replace(/^Stop:.*$/m, "Stop:  Ctrl-C (or hapops sandbox stop)"),
+    );
+  }
+  await new Promise<void>((done) => {
+    const finish = () => done();
+    process.once("SIGINT", finish);
+    process.once("SIGTERM", finish);
+    process.once("SIGHUP", finish);
+  });
+  await lab.stop();
+  await rm(stateFile(dir), { force: true });
+  if (interactive && !opts.json) io.out("sandbox stopped\n");
+}
+
+async function startDetached(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
+  await refuseIfRunning(dir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const script = process.argv[1];
+  if (!script) throw new EnvironmentError("cannot find the hapops script to start the sandbox");
+  const logPath = join(dir, "sandbox.log");
+  const log = openSync(logPath, "w", 0o600);
+  const child = spawn(process.execPath, [script, "sandbox", "run", "--dir", dir], {
+    detached: true,
+    stdio: ["ignore", log, log],
+  });
+  closeSync(log);
+  let exited: string | undefined;
+  child.once("exit", (code, signal) => (exited = signal ?? `exit ${code}`));
+  const state = await waitUntil(
+    () => {
+      if (exited !== undefined)
+        throw new EnvironmentError(
+          `the sandbox failed to start (${exited}):\n${existsSync(logPath) ? readFileSync(logPath, "utf8").trim() : ""}`,
+        );
+      return readState(dir);
+    },
+    { what: "the sandbox to start", timeoutMs: 30_000, intervalMs: 50 },
+  ).catch((e: unknown) => {
+    child.kill("SIGTERM");
+    throw e instanceof EnvironmentError ? e : new EnvironmentError((e as Error).message);
+  });
+  child.unref();
+  io.out(opts.json ? renderJson(state) : describe(state));
+}
+
+async function stop(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
+  const state = readState(dir);
+  if (!state || !alive(state.pid)) {
+    if (state && alive(state.haproxyPid)) process.kill(state.haproxyPid, "SIGTERM");
+    await rm(stateFile(dir), { force: true });
+    io.out(
+      opts.json
+        ? renderJson({ dir, stopped: false, running: false })
+        : `no sandbox running in ${dir}\n`,
+    );
+    return;
+  }
+  process.kill(state.pid, "SIGTERM");
+  await waitUntil(() => (alive(state.pid) || alive(state.haproxyPid) ? undefined : true), {
+    what: `sandbox pid ${state.pid} and haproxy pid ${state.haproxyPid} to exit`,
+    timeoutMs: 15_000,
+  }).catch(() => {
+    for (const pid of [state.haproxyPid, state.pid]) if (alive(pid)) process.kill(pid, "SIGKILL");
+  });
+  await rm(stateFile(dir), { force: true });
+  io.out(
+    opts.json ? renderJson({ dir, stopped: true, running: false }) : `sandbox in ${dir} stopped\n`,
+  );
+}
+
+async function status(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
+  const state = readState(dir);
+  const running = state !== undefined && alive(state.pid) && alive(state.haproxyPid);
+  if (opts.json) {
+    io.out(renderJson(running ? { running, ...state } : { running, dir }));
+    return;
+  }
+  io.out(running && state ? describe(state) : `no sandbox running in ${dir}\n`);
+}

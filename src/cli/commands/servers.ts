@@ -1,0 +1,62 @@
+import { validateName } from "../../commands/validate.js";
+import type { Settings } from "../../config/settings.js";
+import { withSession } from "../../engine/connect.js";
+import { fetchServers, type ServerView } from "../../engine/state.js";
+import { colors, colorStatus, renderJson, renderTable } from "../output.js";
+
+export interface ServersResult {
+  readonly servers: ServerView[];
+}
+
+export async function runServers(
+  settings: Settings,
+  backend: string | undefined,
+): Promise<ServersResult> {
+  const name = backend === undefined ? undefined : validateName("backend name", backend);
+  const servers = await withSession(settings, "hapops servers", async (session) => {
+    const [, list] = await Promise.all([session.lowerTo("user"), fetchServers(session, name)]);
+    return list;
+  });
+  return { servers };
+}
+
+/** The `servers --json` row: the DESIGN.md contract, plus check, sessions and adminFlags. */
+export function serverRow(s: ServerView) {
+  return {
+    backend: s.backend,
+    server: s.server,
+    address: s.address,
+    port: s.port ?? null,
+    operational: s.operational,
+    admin: s.admin,
+    weight: s.weight,
+    initialWeight: s.initialWeight,
+    check: s.stat?.checkStatus || null,
+    sessions: s.stat?.scur ?? null,
+    adminFlags: s.adminFlags,
+  };
+}
+
+function hostPort(s: ServerView): string {
+  const host = s.address.includes(":") ? `[${s.address}]` : s.address;
+  return s.port === undefined ? host : `${host}:${s.port}`;
+}
+
+export function printServers(
+  result: ServersResult,
+  opts: { json: boolean; color: boolean },
+): string {
+  if (opts.json) return renderJson(result.servers.map(serverRow));
+  const c = colors(opts.color);
+  const rows = result.servers.map((s) => [
+    `${s.backend}/${s.server}`,
+    hostPort(s),
+    colorStatus(c, s.operational),
+    colorStatus(c, s.admin) +
+      (s.adminFlags.length > 0 && s.admin !== "READY" ? c.dim(` (${s.adminFlags.join(",")})`) : ""),
+    s.weight === s.initialWeight ? String(s.weight) : `${s.weight} (config ${s.initialWeight})`,
+    String(s.stat?.scur ?? "-"),
+    s.stat?.checkStatus ? colorStatus(c, s.stat.checkStatus) : "-",
+  ]);
+  return renderTable(["SERVER", "ADDRESS", "STATE", "ADMIN", "WEIGHT", "SESSIONS", "CHECK"], rows);
+}

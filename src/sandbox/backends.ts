@@ -1,0 +1,77 @@
+import { createServer, type Server } from "node:http";
+import type { Socket } from "node:net";
+
+/** A small HTTP server standing in for an application server behind HAProxy. */
+export interface HttpBackend {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** Requests currently being answered (a drain waits for these). */
+  readonly inFlight: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Start a backend on 127.0.0.1 (or `host`) on a free port. `GET /health` answers 200 for
+ * checks; `GET /slow?ms=N` holds the answer N ms (a long request for drain tests); anything
+ * else answers with the backend's name.
+ */
+export function startHttpBackend(name: string, host = "127.0.0.1"): Promise<HttpBackend> {
+  const sockets = new Set<Socket>();
+  let inFlight = 0;
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://backend");
+    if (url.pathname === "/health") {
+      res.end("ok\n");
+      return;
+    }
+    inFlight++;
+    const finish = () => {
+      inFlight--;
+      res.end(`${name}\n`);
+    };
+    const ms = Number(url.searchParams.get("ms") ?? "0");
+    if (url.pathname === "/slow" && ms > 0) setTimeout(finish, Math.min(ms, 3_600_000));
+    else finish();
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") {
+        reject(new Error("backend has no TCP address"));
+        return;
+      }
+      resolve({
+        name,
+        host,
+        port: address.port,
+        get inFlight() {
+          return inFlight;
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const a = srv.address();
+      const port = a !== null && typeof a !== "string" ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,133 @@
+import { execFile } from "node:child_process";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { EnvironmentError } from "../errors.js";
+
+const run = promisify(execFile);
+
+export interface IssuedCert {
+  /** Certificate (PEM). */
+  readonly cert: string;
+  /** Private key (PEM). */
+  readonly key: string;
+  /** Certificate followed by key, the form HAProxy's `crt` loads. */
+  readonly bundle: string;
+}
+
+export interface CertRequest {
+  readonly cn: string;
+  /** subjectAltName entries, e.g. ["DNS:example.com", "IP:127.0.0.1"]. */
+  readonly san?: readonly string[];
+  readonly days?: number;
+  /** "serverAuth" or "clientAuth". */
+  readonly usage?: "serverAuth" | "clientAuth";
+}
+
+async function openssl(args: readonly string[], cwd: string): Promise<void> {
+  try {
+    await run("openssl", args, { cwd });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: string };
+    if (err.code === "ENOENT")
+      throw new EnvironmentError(
+        "the openssl command is not installed; the sandbox uses it to generate certificates (apt-get install openssl)",
+      );
+    throw new EnvironmentError(`openssl ${args[0]} failed: ${err.stderr ?? err.message}`);
+  }
+}
+
+/** A throwaway CA in `dir` that issues real certificates with the openssl command. */
+export class TestCa {
+  private serial = 1;
+  private constructor(
+    private readonly dir: string,
+    readonly caCert: string,
+    readonly caPath: string,
+  ) {}
+
+  static async create(dir: string, name = "hapops sandbox CA"): Promise<TestCa> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await openssl(
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        `/CN=${name}`,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+      ],
+      dir,
+    );
+    const caPath = join(dir, "ca.pem");
+    return new TestCa(dir, await readFile(caPath, "utf8"), caPath);
+  }
+
+  async issue(req: CertRequest): Promise<IssuedCert> {
+    const base = `leaf-${this.serial++}`;
+    const ext = [
+      "basicConstraints=CA:FALSE",
+      "keyUsage=critical,digitalSignature,keyEncipherment",
+      `extendedKeyUsage=${req.usage ?? "serverAuth"}`,
+      ...(req.san && req.san.length > 0 ? [`subjectAltName=${req.san.join(",")}`] : []),
+    ].join("\n");
+    await writeFile(join(this.dir, `${base}.ext`), ext + "\n");
+    await openssl(
+      [
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        `${base}.key`,
+        "-out",
+        `${base}.csr`,
+        "-subj",
+        `/CN=${req.cn}`,
+      ],
+      this.dir,
+    );
+    await openssl(
+      [
+        "x509",
+        "-req",
+        "-in",
+        `${base}.csr`,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        String(Date.now() * 1000 + this.serial),
+        "-days",
+        String(req.days ?? 90),
+        "-extfile",
+        `${base}.ext`,
+        "-out",
+        `${base}.pem`,
+      ],
+      this.dir,
+    );
+    const cert = await readFile(join(this.dir, `${base}.pem`), "utf8");
+    const key = await readFile(join(this.dir, `${base}.key`), "utf8");
+    await Promise.all(
+      [".csr", ".ext", ".pem", ".key"].map((s) => rm(join(this.dir, base + s), { force: true })),
+    );
+    return { cert, key, bundle: cert + key };
+  }
+}
