@@ -2,10 +2,11 @@
 # Captures real HAProxy runtime API answers for the parser tests into
 # test/fixtures/haproxy-<major.minor>/captured-*.txt.
 #
-# Needs `haproxy`, `socat` and `openssl` on PATH. Binds only unix sockets in a temp dir and
-# configures no health checks that could reach anything: no network is used. The temp dir is
-# renamed to /srv/demo in the output, as in /work/shared/fixtures. Certificates get fixed serials
-# and dates, so a re-run changes only keys, fingerprints, pointers and timers.
+# Needs `haproxy`, `socat` and `openssl` on PATH. Binds only unix sockets in a temp dir; the only
+# health checks (which `track` requires) aim at closed ports on 127.0.0.1, and the one host name
+# is "localhost": nothing leaves the machine. The temp dir is renamed to /srv/demo in the output,
+# as in /work/shared/fixtures. Certificates get fixed serials and dates, so a re-run changes only
+# keys, fingerprints, entry addresses and timers.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

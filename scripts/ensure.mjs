@@ -1,7 +1,7 @@
 // Install what hapops needs on a fresh machine before the demo, the tests or the bench run:
 // npm dependencies, and (as root, on Debian) the haproxy, openssl and socat packages.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -47,4 +47,3 @@ if (wanted.length > 0) {
     process.exit(1);
   }
 }
-

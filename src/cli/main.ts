@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import type { GlobalFlags, Settings } from "../config/settings.js";
+import type { TableEntry } from "../parse/table.js";
 import { ExitCode, InternalError, isHapopsError, type HapopsError } from "../errors.js";
 
 declare const HAPOPS_VERSION: string;
@@ -131,7 +132,7 @@ export function buildProgram(): Command {
         );
         return;
       }
-      const entries: import("../parse/table.js").TableEntry[] = [];
+      const entries: TableEntry[] = [];
       const info = await mod.runTableShow(s, { table: name, key: opts.key }, (e) =>
         entries.push(e),
       );
@@ -182,7 +183,7 @@ export function reportError(e: unknown, json: boolean): number {
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   program.exitOverride();
-  program.configureOutput({ writeOut: io.out, writeErr: io.err });
+  program.configureOutput({ writeOut: (t) => io.out(t), writeErr: (t) => io.err(t) });
   const json = argv.includes("--json");
   try {
     await program.parseAsync(argv, { from: "user" });

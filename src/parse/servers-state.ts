@@ -111,9 +111,9 @@ const REQUIRED = [
 
 /**
  * `show servers state`, one line at a time: the format version, then "# " and space-separated
- * column names, then one row per server (management.txt 9.3). Names cannot contain spaces
- * (proxy and server names allow only letters, digits, ".", "-", "_" and ":"), so rows split on
- * spaces. Later lines starting with "#" are comments. Columns are looked up by name.
+ * column names, then one row per server (management.txt 9.3). Later lines starting with "#" are
+ * comments. Rows split on spaces: proxy and server names allow only letters, digits, ".", "-",
+ * "_" and ":" (invalid_char() in src/tools.c). Columns are looked up by name.
  */
 export class ServersStateParser {
   readonly servers: ServerState[] = [];

@@ -209,7 +209,7 @@ async function stop(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
   );
 }
 
-async function status(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
+function status(dir: string, opts: SandboxOptions, io: Io): void {
   const state = readState(dir);
   const running = state !== undefined && alive(state.pid) && alive(state.haproxyPid);
   if (opts.json) {
