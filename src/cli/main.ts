@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import type { GlobalFlags, Settings } from "../config/settings.js";
+import type { StatEntry } from "../parse/stat.js";
 import type { TableEntry } from "../parse/table.js";
 import { ExitCode, InternalError, isHapopsError, type HapopsError } from "../errors.js";
 
@@ -81,8 +82,17 @@ export function buildProgram(): Command {
     .addHelpText("after", "\nExamples:\n  $ hapops stat\n  $ hapops stat be_app/app1 --json\n")
     .action(async (arg: string | undefined, _opts: object, cmd: Command) => {
       const s = await settingsFor(cmd);
-      const { runStat, printStat } = await import("./commands/stat.js");
-      io.out(printStat(await runStat(s, arg), s));
+      const { runStat, printStat, statJson } = await import("./commands/stat.js");
+      if (s.json) {
+        const { JsonArrayWriter } = await import("./output.js");
+        const writer = new JsonArrayWriter((t) => io.out(t));
+        await runStat(s, arg, (e) => writer.push(statJson(e)));
+        writer.end();
+        return;
+      }
+      const entries: StatEntry[] = [];
+      await runStat(s, arg, (e) => entries.push(e));
+      io.out(printStat(entries, s));
     });
 
   program

@@ -1,4 +1,4 @@
-import Table from "cli-table3";
+import { stripVTControlCharacters } from "node:util";
 import { createColors } from "picocolors";
 
 export type Colors = ReturnType<typeof createColors>;
@@ -7,39 +7,26 @@ export function colors(enabled: boolean): Colors {
   return createColors(enabled);
 }
 
-const NO_BORDER = {
-  top: "",
-  "top-mid": "",
-  "top-left": "",
-  "top-right": "",
-  bottom: "",
-  "bottom-mid": "",
-  "bottom-left": "",
-  "bottom-right": "",
-  left: "",
-  "left-mid": "",
-  mid: "",
-  "mid-mid": "",
-  right: "",
-  "right-mid": "",
-  middle: "  ",
-};
-
-/** A borderless, aligned table in the style of kubectl get; colour codes do not break alignment. */
+/**
+ * A borderless, aligned table in the style of kubectl get; colour codes do not count towards
+ * widths. Hand-written on purpose: cli-table3 took 11.8 s for 10,000 rows (measured), this
+ * takes milliseconds. Cells are ASCII (HAProxy names are), so width is the stripped length.
+ */
 export function renderTable(headers: readonly string[], rows: readonly string[][]): string {
-  const table = new Table({
-    head: [...headers],
-    chars: NO_BORDER,
-    style: { "padding-left": 0, "padding-right": 0, head: [], border: [], compact: true },
-  });
-  for (const r of rows) table.push(r);
-  return (
-    table
-      .toString()
-      .split("\n")
-      .map((l) => l.trimEnd())
-      .join("\n") + "\n"
+  const all = [headers, ...rows];
+  const widths = headers.map((_, i) =>
+    all.reduce((w, r) => Math.max(w, stripVTControlCharacters(r[i] ?? "").length), 0),
   );
+  const line = (r: readonly string[]) =>
+    r
+      .map((cell, i) =>
+        i === r.length - 1
+          ? cell
+          : cell + " ".repeat((widths[i] ?? 0) - stripVTControlCharacters(cell).length + 2),
+      )
+      .join("")
+      .trimEnd();
+  return all.map(line).join("\n") + "\n";
 }
 
 /** "key: value" lines with aligned values. */
@@ -48,8 +35,39 @@ export function renderPairs(pairs: readonly (readonly [string, string])[]): stri
   return pairs.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}\n`).join("");
 }
 
+/**
+ * JSON for scripts: an array prints one compact element per line (greppable, and cheap for
+ * 10,000 rows); anything else is indented.
+ */
 export function renderJson(value: unknown): string {
-  return JSON.stringify(value, null, 2) + "\n";
+  if (!Array.isArray(value)) return JSON.stringify(value, null, 2) + "\n";
+  const w = new JsonArrayWriter();
+  let out = "";
+  w.flush = (t) => (out += t);
+  for (const v of value) w.push(v);
+  w.end();
+  return out;
+}
+
+/** Writes a JSON array element by element, in the format of renderJson, in 64 KiB chunks. */
+export class JsonArrayWriter {
+  private buffer = "";
+  private count = 0;
+
+  constructor(public flush: (text: string) => void = () => undefined) {}
+
+  push(value: unknown): void {
+    this.buffer += (this.count++ === 0 ? "[\n  " : ",\n  ") + JSON.stringify(value);
+    if (this.buffer.length >= 65536) {
+      this.flush(this.buffer);
+      this.buffer = "";
+    }
+  }
+
+  end(): void {
+    this.flush(this.buffer + (this.count === 0 ? "[]\n" : "\n]\n"));
+    this.buffer = "";
+  }
 }
 
 /** Colour for a server or proxy status word. */

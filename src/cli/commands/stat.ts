@@ -6,11 +6,7 @@ import { rethrowUnknownBackend } from "../../engine/state.js";
 import { UsageError } from "../../errors.js";
 import { StatParser, toStatEntry, type StatEntry } from "../../parse/stat.js";
 import { suggestion } from "../../util/suggest.js";
-import { colors, colorStatus, renderJson, renderTable } from "../output.js";
-
-export interface StatResult {
-  readonly entries: StatEntry[];
-}
+import { colors, colorStatus, renderTable } from "../output.js";
 
 /** Split `backend[/server]`, validating both names before anything is sent. */
 export function parseProxyArg(arg: string | undefined): { proxy?: string; server?: string } {
@@ -22,10 +18,29 @@ export function parseProxyArg(arg: string | undefined): { proxy?: string; server
   return { proxy, server };
 }
 
-export async function runStat(settings: Settings, arg: string | undefined): Promise<StatResult> {
+/**
+ * Stream `show stat` rows to `onEntry` as they are parsed: 10,000 servers are never held as
+ * text, and with --json never as a whole either.
+ */
+export async function runStat(
+  settings: Settings,
+  arg: string | undefined,
+  onEntry: (entry: StatEntry) => void,
+): Promise<void> {
   const { proxy, server } = parseProxyArg(arg);
-  return withSession(settings, "hapops stat", async (session) => {
-    const parser = new StatParser();
+  await withSession(settings, "hapops stat", async (session) => {
+    const serverNames: string[] = [];
+    let matched = 0;
+    const parser = new StatParser((row) => {
+      const entry = toStatEntry(row);
+      if (server !== undefined) {
+        if (entry.kind !== "server") return;
+        serverNames.push(entry.name);
+        if (entry.name !== server) return;
+      }
+      matched++;
+      onEntry(entry);
+    });
     try {
       await Promise.all([
         session.lowerTo("user"),
@@ -35,20 +50,17 @@ export async function runStat(settings: Settings, arg: string | undefined): Prom
       if (proxy === undefined) throw e;
       await rethrowUnknownBackend(session, proxy, e);
     }
-    let entries = parser.rows.map(toStatEntry);
-    if (server !== undefined) {
-      const servers = entries.filter((e) => e.kind === "server");
-      entries = servers.filter((e) => e.name === server);
-      if (entries.length === 0)
-        throw new UsageError(
-          `backend ${proxy} has no server named ${server}; ${suggestion(
-            server,
-            servers.map((s) => s.name),
-          )}`,
-        );
-    }
-    return { entries };
+    if (server !== undefined && matched === 0)
+      throw new UsageError(
+        `backend ${proxy} has no server named ${server}; ${suggestion(server, serverNames)}`,
+      );
   });
+}
+
+/** The --json element: typed fields, plus `fields` with every non-empty column by its HAProxy name. */
+export function statJson(e: StatEntry) {
+  const { row, ...typed } = e;
+  return { ...typed, fields: row };
 }
 
 function num(n: number | undefined): string {
@@ -63,11 +75,9 @@ function ago(sec: number | undefined): string {
   return `${Math.floor(sec / 86400)}d`;
 }
 
-export function printStat(result: StatResult, opts: { json: boolean; color: boolean }): string {
-  if (opts.json)
-    return renderJson(result.entries.map(({ row, ...typed }) => ({ ...typed, fields: row })));
+export function printStat(entries: readonly StatEntry[], opts: { color: boolean }): string {
   const c = colors(opts.color);
-  const rows = result.entries.map((e) => [
+  const rows = entries.map((e) => [
     e.kind === "server" ? `${e.proxy}/${e.name}` : e.proxy,
     e.kind.toUpperCase(),
     colorStatus(c, e.status || "-"),
