@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
-import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from "node:tls";
+import type { PeerCertificate } from "node:tls";
 import { isIP } from "node:net";
 import { ConfigError, GuardError, SocketError, TimeoutError } from "../errors.js";
 import { formatTarget, isLoopbackHost, type Target } from "./target.js";
@@ -32,13 +32,11 @@ function readTlsFile(what: string, path: string | undefined): Buffer | undefined
 }
 
 /** Open a byte stream to the runtime API. This is the only place hapops touches sockets. */
-export function connect(target: Target, opts: ConnectOptions): Promise<Socket> {
+export async function connect(target: Target, opts: ConnectOptions): Promise<Socket> {
   const where = formatTarget(target);
   if (target.kind === "tcp" && !isLoopbackHost(target.host) && !opts.insecureTcp) {
-    return Promise.reject(
-      new GuardError(
-        `refusing plain tcp:// to ${target.host}: an unencrypted runtime socket on a network is a remote control for the load balancer; use tls:// with a client certificate, or pass --insecure-tcp if you really mean it`,
-      ),
+    throw new GuardError(
+      `refusing plain tcp:// to ${target.host}: an unencrypted runtime socket on a network is a remote control for the load balancer; use tls:// with a client certificate, or pass --insecure-tcp if you really mean it`,
     );
   }
   let socket: Socket;
@@ -49,21 +47,26 @@ export function connect(target: Target, opts: ConnectOptions): Promise<Socket> {
   } else {
     const files = opts.tls ?? {};
     if (files.cert === undefined || files.key === undefined || files.ca === undefined) {
-      return Promise.reject(
-        new ConfigError(
-          `tls:// needs a client certificate, key and CA: set --tls-cert, --tls-key and --tls-ca (or tls: in the config)`,
-        ),
+      throw new ConfigError(
+        `tls:// needs a client certificate, key and CA: set --tls-cert, --tls-key and --tls-ca (or tls: in the config)`,
       );
     }
     const servername = files.servername ?? target.host;
-    socket = tlsConnect({
+    // node:tls costs a few milliseconds to load; only tls:// targets pay for it.
+    const tls = await import("node:tls");
+    socket = tls.connect({
       host: target.host,
       port: target.port,
       cert: readTlsFile("certificate", files.cert),
       key: readTlsFile("key", files.key),
       ca: readTlsFile("CA", files.ca),
       ...(isIP(servername) ? {} : { servername }),
-      ...(files.servername !== undefined ? { checkServerIdentity: tlsIdentity(servername) } : {}),
+      ...(files.servername !== undefined
+        ? {
+            checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+              tls.checkServerIdentity(servername, cert),
+          }
+        : {}),
     });
   }
   const readyEvent = target.kind === "tls" ? "secureConnect" : "connect";
@@ -87,10 +90,6 @@ export function connect(target: Target, opts: ConnectOptions): Promise<Socket> {
       reject(describeConnectError(target, err));
     });
   });
-}
-
-function tlsIdentity(servername: string) {
-  return (_host: string, cert: PeerCertificate) => checkServerIdentity(servername, cert);
 }
 
 export function describeConnectError(target: Target, err: NodeJS.ErrnoException): SocketError {
