@@ -62,7 +62,10 @@ export function buildProgram(): Command {
     .option("--tls-ca <file>", "CA that signed the socket's certificate")
     .option("--no-color", "never colour output (also: NO_COLOR)")
     .showHelpAfterError("(run with --help for usage)")
-    .addHelpText("after", EXAMPLES);
+    .addHelpText("after", EXAMPLES)
+    // Set before any subcommand is added: subcommands copy these settings when created.
+    .exitOverride()
+    .configureOutput({ writeOut: (t) => io.out(t), writeErr: (t) => io.err(t) });
 
   program
     .command("info")
@@ -192,22 +195,13 @@ export function reportError(e: unknown, json: boolean): number {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
-  program.configureOutput({ writeOut: (t) => io.out(t), writeErr: (t) => io.err(t) });
   const json = argv.includes("--json");
   try {
     await program.parseAsync(argv, { from: "user" });
     return ExitCode.ok;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      if (
-        e.code === "commander.helpDisplayed" ||
-        e.code === "commander.version" ||
-        e.code === "commander.help"
-      )
-        return ExitCode.ok;
-      return ExitCode.usage;
-    }
+    // Commander has printed its message (or the help); --help and --version exit 0.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     return reportError(e, json);
   }
 }
