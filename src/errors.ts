@@ -10,6 +10,8 @@ export const ExitCode = {
   socket: 4,
   audit: 5,
   waitTimeout: 6,
+  /** Ctrl-C (128 + SIGINT), as shells report it. */
+  interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -120,4 +122,22 @@ export class GuardError extends HapopsError {
 export class EnvironmentError extends HapopsError {
   readonly code = "ENVIRONMENT";
   readonly exitCode = ExitCode.refusedOrUnverified;
+}
+
+/** The change was sent but HAProxy's state, read back, is not what the plan expected. */
+export class VerificationError extends HapopsError {
+  readonly code = "VERIFY_FAILED";
+  readonly exitCode = ExitCode.refusedOrUnverified;
+}
+
+/** A wait (drain --wait) reached its deadline; the change itself stands. */
+export class WaitTimeoutError extends HapopsError {
+  readonly code = "WAIT_TIMEOUT";
+  readonly exitCode = ExitCode.waitTimeout;
+}
+
+/** The operator pressed Ctrl-C during a wait or a ramp; what was done so far stands. */
+export class InterruptedError extends HapopsError {
+  readonly code = "INTERRUPTED";
+  readonly exitCode = ExitCode.interrupted;
 }

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import type { GlobalFlags, Settings } from "../config/settings.js";
+import type { ChangeRequest, WeightSpec } from "../ops/plan.js";
 import type { StatEntry } from "../parse/stat.js";
 import type { TableEntry } from "../parse/table.js";
 import { ExitCode, InternalError, isHapopsError, type HapopsError } from "../errors.js";
@@ -22,6 +23,7 @@ async function settingsFor(cmd: Command): Promise<Settings> {
   return resolveSettings(cmd.optsWithGlobals<GlobalFlags>(), {
     env: process.env,
     stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
   });
 }
 
@@ -60,6 +62,10 @@ export function buildProgram(): Command {
     .option("--tls-cert <file>", "client certificate for tls:// targets")
     .option("--tls-key <file>", "client key for tls:// targets")
     .option("--tls-ca <file>", "CA that signed the socket's certificate")
+    .option("-n, --dry-run", "show what a change would do and send nothing that changes state")
+    .option("--force", "override a safety guard (recorded)")
+    .option("--reason <text>", "why you are doing this (recorded with the change)")
+    .option("-y, --yes", "answer yes to confirmations")
     .option("--no-color", "never colour output (also: NO_COLOR)")
     .showHelpAfterError("(run with --help for usage)")
     .addHelpText("after", EXAMPLES)
@@ -124,6 +130,8 @@ export function buildProgram(): Command {
       io.out(printCerts(await runCerts(s, new Date()), s));
     });
 
+  addChangeCommands(program);
+
   const table = program.command("table").description("stick tables");
   table
     .command("show")
@@ -172,6 +180,172 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+interface ChangeFlags {
+  addr?: string;
+  wait?: boolean;
+  waitTimeout?: string;
+  then?: string;
+  pollInterval?: string;
+  rampTo?: string;
+  step?: string;
+  every?: string;
+}
+
+const SELECTOR_HELP =
+  "backend/server, backend/*, */server or */*; or --addr <ip>[:port] for every server with that address";
+
+function addChangeCommands(program: Command): void {
+  const withSelector = (cmd: Command) =>
+    cmd
+      .argument("[selector]", SELECTOR_HELP)
+      .option("--addr <ip[:port]>", "every server with this address, across backends");
+
+  withSelector(program.command("drain"))
+    .description(
+      "stop sending new traffic to servers (state drain); optionally wait until they are empty",
+    )
+    .option("--wait", "wait until the servers have no sessions left")
+    .option(
+      "--wait-timeout <dur>",
+      "give up waiting after this long (exit 6; servers stay DRAIN)",
+      "10m",
+    )
+    .option("--then <state>", "once drained: maint")
+    .option("--poll-interval <dur>", "how often to read sessions while waiting", "500ms")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops drain be_app/app1 --wait --then maint\n  $ hapops drain --addr 10.0.0.5 --wait --wait-timeout 5m\n  $ hapops drain 'be_app/*' --dry-run\n",
+    )
+    .action((sel: string | undefined, flags: ChangeFlags, cmd: Command) =>
+      runChangeCommand("drain", sel, undefined, flags, cmd),
+    );
+
+  withSelector(program.command("maint").alias("disable"))
+    .description("put servers in maintenance (no traffic at all)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops maint be_app/app2\n  $ hapops maint --addr 10.0.0.5 --reason 'disk swap'\n",
+    )
+    .action((sel: string | undefined, flags: ChangeFlags, cmd: Command) =>
+      runChangeCommand("maint", sel, undefined, flags, cmd),
+    );
+
+  withSelector(program.command("ready").alias("enable"))
+    .description("return servers to normal service (state ready)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops ready be_app/app2\n  $ hapops ready '*/app2' --dry-run\n",
+    )
+    .action((sel: string | undefined, flags: ChangeFlags, cmd: Command) =>
+      runChangeCommand("ready", sel, undefined, flags, cmd),
+    );
+
+  withSelector(program.command("weight"))
+    .argument("[weight]", "0-256, or N% of the configured weight")
+    .description("set server weights, or ramp them step by step (canary roll-outs)")
+    .option("--ramp-to <weight>", "ramp toward this weight (0-256 or N%), verifying each step")
+    .option("--step <n>", "weight change per ramp step", "10")
+    .option("--every <dur>", "time between ramp steps", "30s")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops weight be_app/app3 50%\n  $ hapops weight be_app/canary 1 --ramp-to 100 --step 10 --every 1m\n  $ hapops weight --addr 10.0.0.5 0 --dry-run\n",
+    )
+    .action(
+      (sel: string | undefined, weight: string | undefined, flags: ChangeFlags, cmd: Command) =>
+        runChangeCommand("weight", sel, weight, flags, cmd),
+    );
+}
+
+async function runChangeCommand(
+  op: "drain" | "maint" | "ready" | "weight",
+  selectorArg: string | undefined,
+  weightArg: string | undefined,
+  flags: ChangeFlags,
+  cmd: Command,
+): Promise<void> {
+  const { parseAddrSelector, parseSelector } = await import("../ops/selector.js");
+  const { parseWeight } = await import("../ops/plan.js");
+  const { parseDuration } = await import("../util/duration.js");
+  const { UsageError } = await import("../errors.js");
+  const globals = cmd.optsWithGlobals<GlobalFlags & { dryRun?: boolean; force?: boolean }>();
+
+  // With --addr the first positional is the weight: `hapops weight --addr 10.0.0.5 50`.
+  let weightText = weightArg;
+  let selText = selectorArg;
+  if (flags.addr !== undefined && op === "weight" && weightText === undefined) {
+    weightText = selText;
+    selText = undefined;
+  }
+  if (flags.addr !== undefined && selText !== undefined)
+    throw new UsageError(
+      `give a selector or --addr, not both (got ${selText} and --addr ${flags.addr})`,
+    );
+  if (flags.addr === undefined && selText === undefined)
+    throw new UsageError(`${op} needs a selector (${SELECTOR_HELP})`);
+  const selector =
+    flags.addr !== undefined ? parseAddrSelector(flags.addr) : parseSelector(selText!);
+  if (op !== "drain" && (flags.wait || flags.then))
+    throw new UsageError("--wait and --then only apply to drain");
+  if (flags.then !== undefined && flags.then !== "maint")
+    throw new UsageError(`--then ${flags.then}: the only follow-up is maint`);
+
+  const force = globals.force ?? false;
+  let request: ChangeRequest;
+  let ramp: { to: WeightSpec; step: number; everyMs: number } | undefined;
+  if (op === "weight") {
+    if (flags.rampTo !== undefined) {
+      const step = Number(flags.step);
+      if (!Number.isInteger(step) || step < 1 || step > 256)
+        throw new UsageError(`--step ${flags.step}: a whole number from 1 to 256`);
+      ramp = {
+        to: parseWeight(flags.rampTo),
+        step,
+        everyMs: parseDuration(flags.every ?? "30s", "--every"),
+      };
+    } else if (weightText === undefined) {
+      throw new UsageError("weight needs a weight (0-256 or N%), or --ramp-to to ramp");
+    }
+    const weight =
+      weightText !== undefined ? parseWeight(weightText) : { to: ramp!.to, step: ramp!.step };
+    request = { op, selector, weight, force };
+  } else {
+    if (weightText !== undefined) throw new UsageError(`unexpected argument ${weightText}`);
+    request = { op, selector, force };
+  }
+  const waitTimeoutMs = parseDuration(flags.waitTimeout ?? "10m", "--wait-timeout");
+  const pollMs = parseDuration(flags.pollInterval ?? "500ms", "--poll-interval");
+
+  const s = await settingsFor(cmd);
+  const { runChange } = await import("./commands/change.js");
+  const { realClock } = await import("../engine/wait.js");
+  const abort = new AbortController();
+  // The first Ctrl-C stops a wait or a ramp where it is and reports it; a second one quits.
+  const onSigint = () => {
+    if (abort.signal.aborted) process.exit(ExitCode.interrupted);
+    abort.abort();
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    await runChange(
+      s,
+      request,
+      {
+        dryRun: globals.dryRun ?? false,
+        wait: flags.wait ?? false,
+        waitTimeoutMs,
+        pollMs,
+        then: flags.then === "maint" ? "maint" : undefined,
+        ramp,
+        signal: abort.signal,
+        clock: realClock,
+      },
+      io,
+    );
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
 }
 
 /** The one place that turns errors into messages and exit codes. */

@@ -87,6 +87,34 @@ export function showTable(
   return build("showTable", [name, "key", validateTableKey(name, key.spec, key.value)]);
 }
 
+export type ServerAdminState = "ready" | "drain" | "maint";
+
+const SERVER_STATES: readonly ServerAdminState[] = ["ready", "drain", "maint"];
+
+function serverRef(backend: string, server: string): string {
+  return `${validateName("backend name", backend)}/${validateName("server name", server)}`;
+}
+
+/** `set server <b>/<s> state ready|drain|maint` (management.txt 9.3). */
+export function setServerState(
+  backend: string,
+  server: string,
+  state: ServerAdminState,
+): RuntimeCommand {
+  if (!SERVER_STATES.includes(state))
+    throw new ValidationError(
+      `server state must be ready, drain or maint, not ${JSON.stringify(state)}`,
+    );
+  return build("setServerState", [serverRef(backend, server), "state", state]);
+}
+
+/** `set server <b>/<s> weight <w>` with an absolute weight 0-256 (HAProxy's range). */
+export function setServerWeight(backend: string, server: string, weight: number): RuntimeCommand {
+  if (!Number.isInteger(weight) || weight < 0 || weight > 256)
+    throw new ValidationError(`weight must be a whole number from 0 to 256, not ${weight}`);
+  return build("setServerWeight", [serverRef(backend, server), "weight", String(weight)]);
+}
+
 /**
  * `set ssl cert <file> <<` with a PEM payload. HAProxy 2.6 ends a payload at the first empty
  * line and runs every following line as a command, so the payload must hold PEM lines only.

@@ -38,6 +38,19 @@ export const GRAMMAR = {
   showSslCert: spec("show ssl cert", "operator", false, "show ssl cert [[*]<filename>]"),
   showTableList: spec("show table", "user", false, "show table"),
   showTable: spec("show table", "operator", false, "show table <table> [key <key>]"),
+  // Measured on 2.6: `set server ... state|weight` need admin; operator gets "Permission denied".
+  setServerState: spec(
+    "set server",
+    "admin",
+    true,
+    "set server <backend>/<server> state ready|drain|maint",
+  ),
+  setServerWeight: spec(
+    "set server",
+    "admin",
+    true,
+    "set server <backend>/<server> weight <0-256>",
+  ),
   setSslCert: spec("set ssl cert", "admin", true, "set ssl cert <filename> <<payload"),
   abortSslCert: spec("abort ssl cert", "admin", true, "abort ssl cert <filename>"),
 } as const satisfies Record<string, CommandSpec>;

@@ -31,12 +31,15 @@ export interface Settings {
   readonly commandTimeoutMs: number;
   readonly json: boolean;
   readonly color: boolean;
+  /** Live progress lines (on stderr) for waits and ramps: a terminal, and not --json. */
+  readonly progress: boolean;
   readonly configPath: string | undefined;
 }
 
 export interface Environment {
   readonly env: NodeJS.ProcessEnv;
   readonly stdoutIsTTY: boolean;
+  readonly stderrIsTTY: boolean;
 }
 
 /** Which config file applies: --config, then HAPOPS_CONFIG, then the system one if present. */
@@ -98,6 +101,7 @@ export async function resolveSettings(
     commandTimeoutMs,
     json: flags.json ?? false,
     color: resolveColor(flags, environment),
+    progress: !flags.json && environment.stderrIsTTY && environment.env.TERM !== "dumb",
     configPath,
   };
 }
