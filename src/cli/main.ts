@@ -67,11 +67,16 @@ export function buildProgram(): Command {
     .option("--reason <text>", "why you are doing this (recorded with the change)")
     .option("-y, --yes", "answer yes to confirmations")
     .option("--no-color", "never colour output (also: NO_COLOR)")
-    .showHelpAfterError("(run with --help for usage)")
     .addHelpText("after", EXAMPLES)
     // Set before any subcommand is added: subcommands copy these settings when created.
     .exitOverride()
-    .configureOutput({ writeOut: (t) => io.out(t), writeErr: (t) => io.err(t) });
+    .configureOutput({
+      writeOut: (t) => io.out(t),
+      writeErr: (t) => io.err(t),
+      // One line, in the same form as hapops' own errors.
+      outputError: (t, write) =>
+        write(`hapops: ${t.replace(/^error: /, "").trimEnd()} (see --help)\n`),
+    });
 
   program
     .command("info")

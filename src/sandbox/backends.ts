@@ -13,7 +13,7 @@ export interface HttpBackend {
 
 /**
  * Start a backend on 127.0.0.1 (or `host`) on a free port. `GET /health` answers 200 for
- * checks; `GET /slow?ms=N` holds the answer N ms (a long request for drain tests); anything
+ * checks; `GET .../slow?ms=N` holds the answer N ms (a long request for drain tests); anything
  * else answers with the backend's name.
  */
 export function startHttpBackend(name: string, host = "127.0.0.1"): Promise<HttpBackend> {
@@ -31,7 +31,7 @@ export function startHttpBackend(name: string, host = "127.0.0.1"): Promise<Http
       res.end(`${name}\n`);
     };
     const ms = Number(url.searchParams.get("ms") ?? "0");
-    if (url.pathname === "/slow" && ms > 0) setTimeout(finish, Math.min(ms, 3_600_000));
+    if (url.pathname.endsWith("/slow") && ms > 0) setTimeout(finish, Math.min(ms, 3_600_000));
     else finish();
   });
   server.on("connection", (s) => {

@@ -31,6 +31,8 @@ export interface ServerSpec {
   readonly disabled?: boolean;
   /** Health-check it (default true). */
   readonly check?: boolean;
+  /** Loopback address its HTTP server listens on (default 127.0.0.1; any 127.x works on Linux). */
+  readonly host?: string;
 }
 
 export interface LabOptions {
@@ -167,7 +169,9 @@ function renderConfig(o: {
         s.weight !== undefined ? `weight ${s.weight}` : "",
         s.disabled ? "disabled" : "",
       ].filter(Boolean);
-      lines.push(`    server ${s.name} 127.0.0.1:${port} ${opts.join(" ")}`.trimEnd());
+      lines.push(
+        `    server ${s.name} ${s.host ?? "127.0.0.1"}:${port} ${opts.join(" ")}`.trimEnd(),
+      );
     }
   }
   return lines.join("\n") + "\n";
@@ -200,7 +204,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   try {
     for (const b of specs)
       for (const s of b.servers) {
-        const backend = await startHttpBackend(`${b.name}/${s.name}`);
+        const backend = await startHttpBackend(`${b.name}/${s.name}`, s.host);
         backends.set(`${b.name}/${s.name}`, backend);
         ports.set(`${b.name}/${s.name}`, backend.port);
       }
