@@ -97,7 +97,33 @@ try {
   row("hapops servers", hapServers, nodeStart, "node -e 0");
   small.proc.kill();
 
-  // 2. Large answers are streamed: show stat with many servers, show table with many entries.
+  // 2. A change over 1,000 servers: one pipelined hapops call against one socat call per server.
+  const k = mkdtempSync(join(dir, "thousand-"));
+  let kcfg = `global\n  stats socket ${k}/admin.sock mode 600 level admin\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nbackend be_big\n`;
+  for (let i = 0; i < 1000; i++)
+    kcfg += `  server s${i} 127.0.${i >> 8}.${i & 255 || 1}:80 weight 100\n`;
+  const thousand = await startHaproxy(k, kcfg);
+  children.push(thousand.proc);
+  const loop = (w) =>
+    `for i in $(seq 0 999); do echo "set server be_big/s$i weight ${w}" | socat stdio UNIX-CONNECT:${thousand.sock}; done`;
+  // Alternate target weights so every run really changes all 1,000 servers.
+  const hapTimes = [];
+  const socatTimes = [];
+  for (let i = 0; i < 3; i++) {
+    hapTimes.push(
+      time(`node ${BIN} -s ${thousand.sock} weight 'be_big/*' ${50 + i} >/dev/null`, 1),
+    );
+    socatTimes.push(time(loop(80 + i), 1));
+  }
+  console.log("\nset the weight of 1,000 servers (planned, applied, verified by read-back)");
+  const hapK = median(hapTimes);
+  const socatK = median(socatTimes);
+  row("1,000 x echo ... | socat (no check at all)", socatK);
+  row("hapops weight 'be_big/*' N", hapK, socatK, "socat loop");
+  console.log(`  ${"".padEnd(44)} ${"".padStart(11)}  ${(socatK / hapK).toFixed(1)}x faster`);
+  thousand.proc.kill();
+
+  // 3. Large answers are streamed: show stat with many servers, show table with many entries.
   const big = mkdtempSync(join(dir, "big-"));
   const perBackend = 1000;
   let cfg = `global\n  stats socket ${big}/admin.sock mode 600 level admin\n  stats timeout 5m\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 5m\n  timeout server 5m\nbackend be_table\n  stick-table type ip size ${Math.max(ENTRIES * 2, 1000)} expire 1h store gpc0,http_req_rate(10s)\n`;

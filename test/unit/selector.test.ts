@@ -39,7 +39,8 @@ const SERVERS: readonly SelectableServer[] = [
   srv("be_api", "api1", "10.0.0.5", 9090),
   srv("be_api", "app1", "10.0.0.8", 9090),
   srv("be_v6", "v6a", "2001:db8::5", 443),
-  srv("be_v6", "v6b", "2001:db8::6", undefined),
+  // No port of its own (srv_port 0); a literal, as srv()'s default would fill one in.
+  { backend: "be_v6", server: "v6b", address: "2001:db8::6", port: undefined },
 ];
 
 function names(list: readonly SelectableServer[]): string[] {
@@ -248,12 +249,23 @@ describe("matches and selectServers", () => {
     expect(matches(parseAddrSelector("1::"), srv("b", "s", "1:0:0:0:0:0:0:0"))).toBe(true);
   });
 
+  // Questionable, see the report: expandIpv6() does not know the dotted IPv4 tail of an
+  // IPv4-mapped address, so these spellings of ::ffff:10.0.0.5 do not match each other.
+  it.todo("--addr ::ffff:a00:5 or 0:0:0:0:0:ffff:10.0.0.5 matches a server at ::ffff:10.0.0.5");
+
   it("an IPv4 address never matches an IPv6 one", () => {
     expect(matches(parseAddrSelector("10.0.0.5"), srv("b", "s", "::ffff:10.0.0.6"))).toBe(false);
   });
 
   it("does not match a server whose name did not resolve (address '-')", () => {
-    expect(matches(parseAddrSelector("10.0.0.5"), srv("b", "s", "-", undefined))).toBe(false);
+    expect(
+      matches(parseAddrSelector("10.0.0.5"), {
+        backend: "b",
+        server: "s",
+        address: "-",
+        port: undefined,
+      }),
+    ).toBe(false);
   });
 
   it("returns the same objects it was given, so callers keep their extra fields", () => {
@@ -318,6 +330,10 @@ describe("selectServers with no match names what exists", () => {
     const e = thrown(UsageError, () => selectServers(parseAddrSelector("10.0.0.5:1"), SERVERS));
     expect(e.message).toContain("no server has address 10.0.0.5:1");
   });
+
+  // Questionable, see the report: today this says "did you mean 10.0.0.5?", i.e. the very
+  // address given, without saying that the port is what does not match.
+  it.todo("a known address on another port names the ports that address does have");
 
   it("says there are none when the state is empty", () => {
     const e = thrown(UsageError, () => selectServers(parseSelector("be_app/app1"), []));

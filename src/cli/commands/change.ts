@@ -122,25 +122,39 @@ function sessionsNote(n: number | undefined): string {
   return n === undefined ? "" : `  (${n} session${n === 1 ? "" : "s"})`;
 }
 
-/** `be_app/app1  READY -> DRAIN  (12 sessions)`, one line per server, names aligned. */
+/**
+ * `be_app/app1  READY -> DRAIN  (12 sessions)`, one line per changed server, names aligned.
+ * Servers already as wanted get a line each when there are few, one summary line otherwise.
+ */
 function describePlan(plan: Plan, c: Colors): string[] {
-  const width = Math.max(...plan.servers.map((s) => name(s).length));
-  return plan.servers.map((s) => {
-    const label = name(s).padEnd(width);
-    const noop = s.commands.length === 0;
-    if (plan.op === "weight") {
-      if (noop) return `${label}  weight ${s.after.weight}  (already; nothing sent)`;
-      return `${label}  weight ${s.before.weight} -> ${c.bold(String(s.after.weight))}`;
-    }
-    if (noop) return `${label}  ${colorStatus(c, s.after.admin)}  (already; nothing sent)`;
-    // Sessions matter to a drain (what it waits for) and to maint (which does not cut them).
-    const sessions = s.before.sessions ?? 0;
-    const note =
-      plan.op === "drain" || (plan.op === "maint" && sessions > 0)
-        ? sessionsNote(s.before.sessions)
-        : "";
-    return `${label}  ${colorStatus(c, s.before.admin)} -> ${colorStatus(c, s.after.admin)}${note}`;
-  });
+  const changed = plan.servers.filter((s) => s.commands.length > 0);
+  const noop = plan.servers.filter((s) => s.commands.length === 0);
+  const shownNoop = noop.length <= 5 ? noop : [];
+  const width = Math.max(...[...changed, ...shownNoop].map((s) => name(s).length), 0);
+  const lines = [...changed, ...shownNoop]
+    .sort((a, b) => plan.servers.indexOf(a) - plan.servers.indexOf(b))
+    .map((s) => {
+      const label = name(s).padEnd(width);
+      const noopServer = s.commands.length === 0;
+      if (plan.op === "weight") {
+        if (noopServer) return `${label}  weight ${s.after.weight}  (already; nothing sent)`;
+        return `${label}  weight ${s.before.weight} -> ${c.bold(String(s.after.weight))}`;
+      }
+      if (noopServer) return `${label}  ${colorStatus(c, s.after.admin)}  (already; nothing sent)`;
+      // Sessions matter to a drain (what it waits for) and to maint (which does not cut them).
+      const sessions = s.before.sessions ?? 0;
+      const note =
+        plan.op === "drain" || (plan.op === "maint" && sessions > 0)
+          ? sessionsNote(s.before.sessions)
+          : "";
+      return `${label}  ${colorStatus(c, s.before.admin)} -> ${colorStatus(c, s.after.admin)}${note}`;
+    });
+  if (noop.length > 5) {
+    const what = plan.op === "weight" ? "at the wanted weight" : noop[0]!.after.admin;
+    const names = noop.slice(0, 3).map(name).join(", ");
+    lines.push(`${noop.length} more already ${what} (nothing sent): ${names}, ...`);
+  }
+  return lines;
 }
 
 /** "HAProxy reports 3 servers MAINT", read back after the change. */
@@ -285,7 +299,7 @@ async function drainWait(
     signal: opts.signal,
     onProgress: (p) =>
       r.progress(
-        `waiting for ${targets.length === 1 ? name(targets[0]!) : `${targets.length} servers`} to drain: ${p.total} session${p.total === 1 ? "" : "s"} left, ${formatDuration(p.elapsedMs)} elapsed (timeout ${formatDuration(p.timeoutMs)})`,
+        `waiting for ${targets.length === 1 ? name(targets[0]!) : `${targets.length} servers`} to drain: ${p.total} session${p.total === 1 ? "" : "s"} left, ${Math.floor(p.elapsedMs / 1000)}s elapsed (timeout ${formatDuration(p.timeoutMs)})`,
       ),
   }).finally(() => r.endProgress());
   r.report.wait = {
