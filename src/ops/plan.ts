@@ -130,17 +130,42 @@ export function parseWeight(text: string): WeightSpec {
   return { absolute: Number(text) };
 }
 
+/**
+ * Takes traffic: UP, or STARTING (slow start, which HAProxy's srv_is_usable() counts as usable),
+ * READY, and of weight > 0.
+ */
 function serving(s: { operational: Operational; admin: Admin; weight: number }): boolean {
-  return s.operational === "UP" && s.admin === "READY" && s.weight > 0;
+  return (
+    (s.operational === "UP" || s.operational === "STARTING") && s.admin === "READY" && s.weight > 0
+  );
 }
 
-/** Inherited states come from a tracked server; changing this one cannot clear them. */
-function inheritedBlock(s: ServerFacts, wanted: Admin): string | undefined {
-  if (wanted === "READY" && s.adminFlags.includes("IMAINT"))
-    return `${s.backend}/${s.server} inherits maintenance from the server it tracks (IMAINT); make that server ready instead`;
+/**
+ * Maintenance that `set server state` cannot lift: inherited from a tracked server (IMAINT), or
+ * from a failed address resolution (RMAINT). Asking for DRAIN or READY on such a server would
+ * be sent and then fail verification, so refuse it up front and say what would work.
+ */
+function blockedBy(s: ServerFacts, wanted: Admin): string | undefined {
+  const who = `${s.backend}/${s.server}`;
+  if (wanted === "MAINT") return undefined;
+  if (s.adminFlags.includes("IMAINT"))
+    return `${who} inherits maintenance from the server it tracks (IMAINT); change that server instead`;
+  if (s.adminFlags.includes("RMAINT"))
+    return `${who} is in maintenance because its address did not resolve (RMAINT); fix its DNS name or address first`;
   if (wanted === "READY" && s.adminFlags.includes("IDRAIN"))
-    return `${s.backend}/${s.server} inherits drain from the server it tracks (IDRAIN); make that server ready instead`;
+    return `${who} inherits drain from the server it tracks (IDRAIN); make that server ready instead`;
   return undefined;
+}
+
+/**
+ * Already as wanted, so nothing to send. MAINT and DRAIN count only when forced on this server
+ * (FMAINT, FDRAIN): one that is in maintenance only through the server it tracks would leave it
+ * by itself when that server comes back, which is not what `hapops maint` promises.
+ */
+function alreadyAs(s: ServerFacts, wanted: Admin): boolean {
+  if (wanted === "MAINT") return s.adminFlags.includes("FMAINT");
+  if (wanted === "DRAIN") return s.admin === "DRAIN" && s.adminFlags.includes("FDRAIN");
+  return s.admin === "READY";
 }
 
 export function planChange(state: readonly ServerFacts[], req: ChangeRequest): Plan {
@@ -163,14 +188,14 @@ export function planChange(state: readonly ServerFacts[], req: ChangeRequest): P
       };
     }
     const want = STATE_FOR[req.op];
-    const blocked = inheritedBlock(s, want.admin);
+    const blocked = blockedBy(s, want.admin);
     if (blocked) throw new GuardError(blocked);
     return {
       backend: s.backend,
       server: s.server,
       before,
       after: { admin: want.admin, weight: s.weight },
-      commands: s.admin === want.admin ? [] : [setServerState(s.backend, s.server, want.cmd)],
+      commands: alreadyAs(s, want.admin) ? [] : [setServerState(s.backend, s.server, want.cmd)],
     };
   });
 
@@ -186,8 +211,8 @@ export function planChange(state: readonly ServerFacts[], req: ChangeRequest): P
 }
 
 /**
- * The last-server guard: refuse a change that leaves a backend with no server that is UP, READY
- * and of weight > 0 — unless it had none before either (the change does not make it worse) or
+ * The last-server guard: refuse a change that leaves a backend with no server that is UP (or
+ * starting), READY and of weight > 0 — unless it had none before either (the change does not make it worse) or
  * --force is given.
  */
 export function checkGuards(

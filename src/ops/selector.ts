@@ -71,19 +71,19 @@ export function parseAddrSelector(text: string): Selector {
   return { kind: "addr", text, address, ...(port !== undefined ? { port } : {}) };
 }
 
-/** IPv6 addresses compare by value: `2001:db8::5` and `2001:DB8:0::5` are the same host. */
+/**
+ * IPv6 addresses compare by value: `2001:db8::5`, `2001:DB8:0::5` and, for IPv4-mapped ones,
+ * `::ffff:10.0.0.5` and `::ffff:a00:5` are the same host. The WHATWG URL parser canonicalises
+ * IPv6 hosts, so no hand-written expansion is needed.
+ */
 function sameAddress(a: string, b: string): boolean {
   if (a === b) return true;
   if (isIP(a) !== 6 || isIP(b) !== 6) return false;
-  return expandIpv6(a) === expandIpv6(b);
+  return canonicalIpv6(a) === canonicalIpv6(b);
 }
 
-function expandIpv6(a: string): string {
-  const [head, tail] = a.toLowerCase().split("::") as [string, string | undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const fill = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill("0");
-  return [...h, ...fill, ...t].map((x) => x.padStart(4, "0")).join(":");
+function canonicalIpv6(a: string): string {
+  return new URL(`http://[${a}]/`).hostname;
 }
 
 export function listSelector(servers: readonly { backend: string; server: string }[]): Selector {
@@ -124,6 +124,11 @@ export function selectServers<T extends SelectableServer>(
   if (sel.kind === "list")
     throw new UsageError(`none of ${sel.text} exists any more (a reload?); run hapops servers`);
   if (sel.kind === "addr") {
+    const ports = servers.filter((s) => sameAddress(sel.address, s.address)).map((s) => s.port);
+    if (ports.length > 0)
+      throw new UsageError(
+        `no server has address ${sel.address} on port ${sel.port}; servers at ${sel.address} use port ${[...new Set(ports)].map((p) => p ?? "(none)").join(", ")}`,
+      );
     const addrs = [...new Set(servers.map((s) => s.address))];
     throw new UsageError(`no server has address ${sel.text}; ${suggestion(sel.address, addrs)}`);
   }

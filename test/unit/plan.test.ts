@@ -192,24 +192,52 @@ describe("planChange: drain, maint, ready", () => {
     expect(() => planChange(state, req("ready", "b/s"))).toThrow(/IMAINT/);
   });
 
-  it("allows drain and maint on a tracking server", () => {
+  it("allows maint on a server that only inherits drain", () => {
     expect(lines(planChange(STATE, req("maint", "be_track/t_drain")))).toEqual([
       "set server be_track/t_drain state maint",
     ]);
-    expect(lines(planChange(STATE, req("drain", "be_track/t_maint")))).toEqual([
-      "set server be_track/t_maint state drain",
-    ]);
   });
 
-  // Questionable, see the report: HAProxy keeps a server with IMAINT or RMAINT in maintenance
-  // whatever `set server state drain|ready` does (SRV_ADMF_MAINT wins), yet the plan expects
-  // DRAIN/READY afterwards; the change is sent and only verification fails (exit 1).
-  it.todo("refuses (or expects MAINT after) drain on a server with IMAINT or RMAINT");
-  it.todo("refuses ready on a server in maintenance because its address did not resolve (RMAINT)");
-  // Questionable, see the report: idempotence is judged on the derived `admin`, so `maint` on a
-  // server that is MAINT only through IMAINT (or `drain` on one DRAIN only through IDRAIN) sends
-  // nothing; it then leaves maintenance by itself when the tracked server comes back.
-  it.todo("maint on a server in maintenance only by inheritance (IMAINT) still sets FMAINT");
+  it("refuses drain on a server whose maintenance is inherited (IMAINT): it could not work", () => {
+    const e = thrown(GuardError, () => planChange(STATE, req("drain", "be_track/t_maint")));
+    expect(e.message).toMatch(
+      /be_track\/t_maint inherits maintenance .*IMAINT.*change that server/,
+    );
+  });
+
+  it.each(["drain", "ready"] as const)(
+    "refuses %s on a server in maintenance because its address did not resolve (RMAINT)",
+    (op) => {
+      const state = [
+        fact("be_dns", "r1", { admin: "MAINT", adminFlags: ["RMAINT"], address: "-" }),
+        fact("be_dns", "r2"),
+      ];
+      const e = thrown(GuardError, () => planChange(state, req(op, "be_dns/r1")));
+      expect(e.message).toMatch(/be_dns\/r1 .*address did not resolve \(RMAINT\)/);
+    },
+  );
+
+  it("maint on a server in maintenance only by inheritance still forces it (FMAINT)", () => {
+    // Without FMAINT it would leave maintenance by itself when the tracked server comes back.
+    expect(lines(planChange(STATE, req("maint", "be_track/t_maint")))).toEqual([
+      "set server be_track/t_maint state maint",
+    ]);
+    const forced = [
+      fact("be_x", "a", { admin: "MAINT", adminFlags: ["FMAINT", "IMAINT"] }),
+      fact("be_x", "b"),
+    ];
+    expect(lines(planChange(forced, req("maint", "be_x/a")))).toEqual([]);
+  });
+
+  it("drain on a server draining only by inheritance still forces it (FDRAIN)", () => {
+    const state = [
+      fact("be_x", "a", { admin: "DRAIN", adminFlags: ["IDRAIN"] }),
+      fact("be_x", "b"),
+    ];
+    expect(lines(planChange(state, req("drain", "be_x/a")))).toEqual([
+      "set server be_x/a state drain",
+    ]);
+  });
 });
 
 describe("parseWeight", () => {
@@ -547,10 +575,14 @@ describe("guards: the last serving server", () => {
   });
 
   it("enforceGuards lists every failing backend", () => {
-    const plan = planChange(STATE, req("drain", "*/*"));
+    // be_track is left out: draining its IMAINT server is refused before any guard runs.
+    const plan = planChange(
+      STATE.filter((s) => s.backend !== "be_track"),
+      req("drain", "*/*"),
+    );
     const failed = plan.guards.filter((g) => !g.ok).map((g) => g.backend);
     // be_down served nothing before, so it does not block.
-    expect(failed).toEqual(["be_app", "be_last", "be_mixed", "be_canary", "be_track"]);
+    expect(failed).toEqual(["be_app", "be_last", "be_mixed", "be_canary"]);
     const e = thrown(GuardError, () => enforceGuards(plan));
     for (const b of failed) expect(e.message).toContain(`${b} would have no server`);
     expect(e.message.match(/--force/g)).toHaveLength(1);
@@ -563,9 +595,11 @@ describe("guards: the last serving server", () => {
     expect(checkGuards(STATE, [], false)).toEqual([]);
   });
 
-  // Questionable, see the report: HAProxy's srv_is_usable() counts a server in slow start
-  // (SRV_ST_STARTING) as usable; the guard does not, so it refuses a drain that leaves one.
-  it.todo("a server in slow start (STARTING) counts as serving");
+  it("a server in slow start (STARTING) counts as serving, as in HAProxy's srv_is_usable()", () => {
+    const state = [fact("be_s", "up"), fact("be_s", "warming", { operational: "STARTING" })];
+    const plan = planChange(state, req("drain", "be_s/up"));
+    expect(plan.guards[0]).toMatchObject({ ok: true, servingAfter: ["warming"] });
+  });
 });
 
 describe("verifyPlan", () => {
