@@ -137,7 +137,9 @@ export function toStatEntry(row: StatRow): StatEntry {
     smax: counter(row, "smax"),
     stot: counter(row, "stot"),
     rate: counter(row, "rate"),
-    checkStatus: row["check_status"] ?? "",
+    // "* L7OK": HAProxy marks a check that is running right now with "* " (stats.c); the result
+    // shown is still the last one.
+    checkStatus: (row["check_status"] ?? "").replace(/^\* /, ""),
     checkDesc: row["check_desc"] ?? "",
     lastChangeSec: optionalNumber(row, "lastchg"),
     addr: row["addr"] ?? "",

@@ -58,6 +58,7 @@ export class RuntimeSession {
   private timer: NodeJS.Timeout | undefined;
   private failure: HapopsError | undefined;
   private closing = false;
+  private corked = false;
   private promptOn = false;
   /** Level the socket gave this session, from `show cli level` in the handshake. */
   private openedAt: Level | undefined;
@@ -260,8 +261,25 @@ export class RuntimeSession {
       };
       this.queue.push(pending);
       this.armTimer();
-      this.socket.write(encodeCommand(command));
+      this.write(encodeCommand(command));
     });
+  }
+
+  /**
+   * Commands asked for in the same tick go out in one write (cork until the next tick): one
+   * syscall for a 1,000-command pipeline, and a peer that answers and hangs up at once cannot
+   * make a later part of the write fail with EPIPE before its answer is read.
+   */
+  private write(text: string): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(text);
   }
 
   private onLine(line: string): void {
@@ -332,6 +350,16 @@ export class RuntimeSession {
   }
 
   private onError(err: NodeJS.ErrnoException): void {
+    if (err.code === "EPIPE" || err.code === "ECONNRESET") {
+      const p = this.queue[0];
+      this.fail(
+        new TruncatedResponseError(
+          `${this.opts.target} closed the connection (${err.code}) before answering "${p?.command.line ?? "?"}" (${this.framer.received} bytes received); is it an HAProxy runtime API socket, and did HAProxy restart?`,
+          { target: this.opts.target, errno: err.code },
+        ),
+      );
+      return;
+    }
     const tls = /SSL|TLS|alert|certificate/i.test(err.message);
     this.fail(
       new SocketError(

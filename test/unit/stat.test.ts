@@ -175,3 +175,11 @@ describe("StatParser edge cases", () => {
     expect(toStatEntry(rows[0] ?? {}).kind).toBe("listener");
   });
 });
+
+describe("check status", () => {
+  it('drops the "* " HAProxy puts before the status while a check is running', () => {
+    const header = "# pxname,svname,status,check_status,type,";
+    const [row] = parseStat([header, "be,s1,UP,* L7OK,2,"]);
+    expect(toStatEntry(row!).checkStatus).toBe("L7OK");
+  });
+});
