@@ -141,3 +141,15 @@ export class InterruptedError extends HapopsError {
   readonly code = "INTERRUPTED";
   readonly exitCode = ExitCode.interrupted;
 }
+
+/** The audit log cannot be opened, written or synced: fail closed, nothing was sent. */
+export class AuditError extends HapopsError {
+  readonly code = "AUDIT_UNAVAILABLE";
+  readonly exitCode = ExitCode.audit;
+}
+
+/** Refused by policy (who may run what) or by the sudo lock-down. */
+export class PolicyError extends HapopsError {
+  readonly code = "POLICY";
+  readonly exitCode = ExitCode.guard;
+}

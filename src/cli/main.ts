@@ -1,9 +1,9 @@
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 import type { GlobalFlags, Settings } from "../config/settings.js";
-import type { ChangeRequest, WeightSpec } from "../ops/plan.js";
 import type { StatEntry } from "../parse/stat.js";
 import type { TableEntry } from "../parse/table.js";
 import { ExitCode, InternalError, isHapopsError, type HapopsError } from "../errors.js";
+import { SELECTOR_HELP, type ChangeFlags } from "./change-args.js";
 
 declare const HAPOPS_VERSION: string;
 const VERSION = typeof HAPOPS_VERSION === "string" ? HAPOPS_VERSION : "dev";
@@ -20,10 +20,13 @@ const io: Io = {
 
 async function settingsFor(cmd: Command): Promise<Settings> {
   const { resolveSettings } = await import("../config/settings.js");
+  const { isUnderSudo, systemProbe } = await import("../audit/identity.js");
   return resolveSettings(cmd.optsWithGlobals<GlobalFlags>(), {
     env: process.env,
     stdoutIsTTY: process.stdout.isTTY === true,
     stderrIsTTY: process.stderr.isTTY === true,
+    euid: process.geteuid?.() ?? 0,
+    sudo: isUnderSudo(systemProbe(process.env)),
   });
 }
 
@@ -46,11 +49,9 @@ export function buildProgram(): Command {
   const program = new Command("hapops")
     .description("Safe, audited operations on HAProxy through its runtime API")
     .version(VERSION, "-V, --version")
-    .addOption(
-      new Option(
-        "-s, --socket <target>",
-        "runtime API: /path, unix:/path, tcp://h:p, tls://h:p, or a target name from the config",
-      ).env("HAPOPS_SOCKET"),
+    .option(
+      "-s, --socket <target>",
+      "runtime API: /path, unix:/path, tcp://h:p, tls://h:p, or a target name from the config (env: HAPOPS_SOCKET)",
     )
     .option(
       "-c, --config <file>",
@@ -85,6 +86,7 @@ export function buildProgram(): Command {
     .addHelpText("after", "\nExample:\n  $ hapops info --json | jq -r .Version\n")
     .action(async (opts: { all?: boolean }, cmd: Command) => {
       const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "info");
       const { runInfo, printInfo } = await import("./commands/info.js");
       io.out(printInfo(await runInfo(s), { json: s.json, all: opts.all ?? false }));
     });
@@ -96,6 +98,7 @@ export function buildProgram(): Command {
     .addHelpText("after", "\nExamples:\n  $ hapops stat\n  $ hapops stat be_app/app1 --json\n")
     .action(async (arg: string | undefined, _opts: object, cmd: Command) => {
       const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "stat");
       const { runStat, printStat, statJson } = await import("./commands/stat.js");
       if (s.json) {
         const { JsonArrayWriter } = await import("./output.js");
@@ -118,6 +121,7 @@ export function buildProgram(): Command {
     .addHelpText("after", "\nExamples:\n  $ hapops servers\n  $ hapops servers be_app --json\n")
     .action(async (backend: string | undefined, _opts: object, cmd: Command) => {
       const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "servers");
       const { runServers, printServers } = await import("./commands/servers.js");
       io.out(printServers(await runServers(s, backend), s));
     });
@@ -131,6 +135,7 @@ export function buildProgram(): Command {
     )
     .action(async (_opts: object, cmd: Command) => {
       const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "certs");
       const { runCerts, printCerts } = await import("./commands/certs.js");
       io.out(printCerts(await runCerts(s, new Date()), s));
     });
@@ -151,6 +156,7 @@ export function buildProgram(): Command {
     )
     .action(async (name: string, opts: { key?: string }, cmd: Command) => {
       const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "table show");
       const mod = await import("./commands/table.js");
       if (s.json) {
         await mod.runTableShow(s, { table: name, key: opts.key }, (e) =>
@@ -163,6 +169,41 @@ export function buildProgram(): Command {
         entries.push(e),
       );
       io.out(mod.printTableEntries(info, entries));
+    });
+
+  const audit = program.command("audit").description("the audit log: recent records, chain check");
+  audit
+    .command("tail")
+    .description("recent audit records (raw JSON Lines with --json)")
+    .option("-n <count>", "how many records", "20")
+    .option("--op <op>", "only this operation (drain, maint, ...)")
+    .option("--operator <user>", "only this operator")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ sudo hapops audit tail -n 50 --operator alice\n  $ sudo hapops audit tail --op drain --json | jq .\n",
+    )
+    .action(async (opts: { n: string; op?: string; operator?: string }, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "audit");
+      const { runAuditTail, printAuditTail } = await import("./commands/audit.js");
+      io.out(
+        printAuditTail(
+          await runAuditTail(s, { n: Number(opts.n), op: opts.op, operator: opts.operator }),
+          s,
+        ),
+      );
+    });
+  audit
+    .command("verify")
+    .description(
+      "check the hash chain; prints OK with the record count or the first broken line (exit 1)",
+    )
+    .argument("[file]", "log to check (default: the configured audit.path)")
+    .action(async (file: string | undefined, _opts: object, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "audit");
+      const { runAuditVerify, printAuditVerify } = await import("./commands/audit.js");
+      io.out(printAuditVerify(runAuditVerify(s, file), s));
     });
 
   program
@@ -186,20 +227,6 @@ export function buildProgram(): Command {
 
   return program;
 }
-
-interface ChangeFlags {
-  addr?: string;
-  wait?: boolean;
-  waitTimeout?: string;
-  then?: string;
-  pollInterval?: string;
-  rampTo?: string;
-  step?: string;
-  every?: string;
-}
-
-const SELECTOR_HELP =
-  "backend/server, backend/*, */server or */*; or --addr <ip>[:port] for every server with that address";
 
 function addChangeCommands(program: Command): void {
   const withSelector = (cmd: Command) =>
@@ -270,61 +297,25 @@ async function runChangeCommand(
   flags: ChangeFlags,
   cmd: Command,
 ): Promise<void> {
-  const { parseAddrSelector, parseSelector } = await import("../ops/selector.js");
-  const { parseWeight } = await import("../ops/plan.js");
-  const { parseDuration } = await import("../util/duration.js");
-  const { UsageError } = await import("../errors.js");
-  const globals = cmd.optsWithGlobals<GlobalFlags & { dryRun?: boolean; force?: boolean }>();
-
-  // With --addr the first positional is the weight: `hapops weight --addr 10.0.0.5 50`.
-  let weightText = weightArg;
-  let selText = selectorArg;
-  if (flags.addr !== undefined && op === "weight" && weightText === undefined) {
-    weightText = selText;
-    selText = undefined;
-  }
-  if (flags.addr !== undefined && selText !== undefined)
-    throw new UsageError(
-      `give a selector or --addr, not both (got ${selText} and --addr ${flags.addr})`,
-    );
-  if (flags.addr === undefined && selText === undefined)
-    throw new UsageError(`${op} needs a selector (${SELECTOR_HELP})`);
-  const selector =
-    flags.addr !== undefined ? parseAddrSelector(flags.addr) : parseSelector(selText!);
-  if (op !== "drain" && (flags.wait || flags.then))
-    throw new UsageError("--wait and --then only apply to drain");
-  if (flags.then !== undefined && flags.then !== "maint")
-    throw new UsageError(`--then ${flags.then}: the only follow-up is maint`);
-
-  const force = globals.force ?? false;
-  let request: ChangeRequest;
-  let ramp: { to: WeightSpec; step: number; everyMs: number } | undefined;
-  if (op === "weight") {
-    if (flags.rampTo !== undefined) {
-      const step = Number(flags.step);
-      if (!Number.isInteger(step) || step < 1 || step > 256)
-        throw new UsageError(`--step ${flags.step}: a whole number from 1 to 256`);
-      ramp = {
-        to: parseWeight(flags.rampTo),
-        step,
-        everyMs: parseDuration(flags.every ?? "30s", "--every"),
-      };
-    } else if (weightText === undefined) {
-      throw new UsageError("weight needs a weight (0-256 or N%), or --ramp-to to ramp");
-    }
-    const weight =
-      weightText !== undefined ? parseWeight(weightText) : { to: ramp!.to, step: ramp!.step };
-    request = { op, selector, weight, force };
-  } else {
-    if (weightText !== undefined) throw new UsageError(`unexpected argument ${weightText}`);
-    request = { op, selector, force };
-  }
-  const waitTimeoutMs = parseDuration(flags.waitTimeout ?? "10m", "--wait-timeout");
-  const pollMs = parseDuration(flags.pollInterval ?? "500ms", "--poll-interval");
-
+  const globals = cmd.optsWithGlobals<
+    GlobalFlags & { dryRun?: boolean; force?: boolean; reason?: string }
+  >();
   const s = await settingsFor(cmd);
-  const { runChange } = await import("./commands/change.js");
-  const { realClock } = await import("../engine/wait.js");
+  const { startRun } = await import("./run-context.js");
+  // Audit first: every refusal from here on, bad input included, is recorded.
+  const run = await startRun(
+    s,
+    {
+      op,
+      readOnly: false,
+      args: process.argv.slice(2),
+      reason: globals.reason,
+      dryRun: globals.dryRun ?? false,
+      force: globals.force ?? false,
+    },
+    process.env,
+    (m) => io.err(`hapops: ${m}\n`),
+  );
   const abort = new AbortController();
   // The first Ctrl-C stops a wait or a ramp where it is and reports it; a second one quits.
   const onSigint = () => {
@@ -333,23 +324,60 @@ async function runChangeCommand(
   };
   process.on("SIGINT", onSigint);
   try {
+    const { buildChangeRequest } = await import("./change-args.js");
+    const parsed = buildChangeRequest(op, selectorArg, weightArg, flags, globals.force ?? false);
+    const { runChange } = await import("./commands/change.js");
+    const { realClock } = await import("../engine/wait.js");
     await runChange(
       s,
-      request,
+      parsed.request,
       {
         dryRun: globals.dryRun ?? false,
         wait: flags.wait ?? false,
-        waitTimeoutMs,
-        pollMs,
+        waitTimeoutMs: parsed.waitTimeoutMs,
+        pollMs: parsed.pollMs,
         then: flags.then === "maint" ? "maint" : undefined,
-        ramp,
+        ramp: parsed.ramp,
         signal: abort.signal,
         clock: realClock,
+        journal: run.journal!,
+        authorize: (servers) => run.authorize(servers),
       },
       io,
     );
+  } catch (e) {
+    await run.fail(e);
+    throw e;
   } finally {
     process.off("SIGINT", onSigint);
+    run.close();
+  }
+}
+
+/**
+ * Policy (and, with audit.reads, the audit log) for read-only commands. Without a policy and
+ * without read auditing this costs nothing: no identity lookups.
+ */
+async function guardRead(s: Settings, cmd: Command, op: string): Promise<void> {
+  if (s.policy === undefined && !s.audit.reads) return;
+  const { startRun } = await import("./run-context.js");
+  const run = await startRun(
+    s,
+    {
+      op,
+      readOnly: true,
+      args: process.argv.slice(2),
+      reason: undefined,
+      dryRun: false,
+      force: false,
+    },
+    process.env,
+    (m) => io.err(`hapops: ${m}\n`),
+  );
+  try {
+    await run.journal?.single("ok", []);
+  } finally {
+    run.close();
   }
 }
 

@@ -17,6 +17,11 @@ const target = z.strictObject({
   insecureTcp: z.optional(z.boolean()),
 });
 
+const groupRule = z.union([
+  z.array(text),
+  z.strictObject({ allow: z.array(text), selectors: z.optional(z.array(text)) }),
+]);
+
 /** hapops.yaml. Unknown keys are errors: a typo must not silently fall back to a default. */
 export const configSchema = z.strictObject({
   /** Default target: a socket (`/path`, `unix:`, `tcp://`, `tls://`) or the name of a target. */
@@ -28,6 +33,23 @@ export const configSchema = z.strictObject({
     z.strictObject({
       connect: z.optional(duration),
       command: z.optional(duration),
+    }),
+  ),
+  audit: z.optional(
+    z.strictObject({
+      /** Default: /var/log/hapops/audit.jsonl for root, ~/.local/state/hapops/audit.jsonl otherwise. */
+      path: z.optional(text),
+      /** Unix group that may read the log (mode 0640 instead of 0600). */
+      group: z.optional(text),
+      /** A copy of every record: "local" (/dev/log), udp://host:port or tcp://host:port. */
+      syslog: z.optional(text),
+      /** Also record read-only commands. */
+      reads: z.optional(z.boolean()),
+    }),
+  ),
+  policy: z.optional(
+    z.strictObject({
+      groups: z.record(z.string().check(z.regex(/^[A-Za-z0-9_.-]+$/)), groupRule),
     }),
   ),
 });

@@ -1,5 +1,8 @@
-import { existsSync } from "node:fs";
-import { ConfigError, UsageError } from "../errors.js";
+import { existsSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Policy } from "../policy/policy.js";
+import { ConfigError, PolicyError, UsageError } from "../errors.js";
 import type { TlsFiles } from "../transport/connect.js";
 import { formatTarget, parseTarget, type Target } from "../transport/target.js";
 import { parseDuration } from "../util/duration.js";
@@ -21,6 +24,16 @@ export interface GlobalFlags {
   color?: boolean;
 }
 
+/** Where audit records go, resolved from the config (never from flags or the environment). */
+export interface AuditSettings {
+  readonly path: string;
+  /** Create the directory if missing: only for the per-user default. */
+  readonly createDir: boolean;
+  readonly group: string | undefined;
+  readonly syslog: string | undefined;
+  readonly reads: boolean;
+}
+
 /** Everything a command needs to reach HAProxy and print, resolved once. */
 export interface Settings {
   readonly target: Target;
@@ -34,12 +47,20 @@ export interface Settings {
   /** Live progress lines (on stderr) for waits and ramps: a terminal, and not --json. */
   readonly progress: boolean;
   readonly configPath: string | undefined;
+  readonly audit: AuditSettings;
+  readonly policy: Policy | undefined;
+  /** Running through sudo: the config is locked down to the system one. */
+  readonly sudo: boolean;
 }
 
 export interface Environment {
   readonly env: NodeJS.ProcessEnv;
   readonly stdoutIsTTY: boolean;
   readonly stderrIsTTY: boolean;
+  /** Effective uid (0 for root). */
+  readonly euid: number;
+  /** Running through sudo (see audit/identity.ts); decides the lock-down. */
+  readonly sudo: boolean;
 }
 
 /** Which config file applies: --config, then HAPOPS_CONFIG, then the system one if present. */
@@ -58,15 +79,59 @@ export function resolveColor(flags: GlobalFlags, environment: Environment): bool
   return environment.stdoutIsTTY && environment.env.TERM !== "dumb";
 }
 
+/**
+ * Under sudo hapops acts with root's power for someone else, so only the system config counts:
+ * no --config, no HAPOPS_* variables, no flags that reach past the configured targets.
+ * Otherwise an operator could bring their own policy, audit path or socket.
+ */
+function lockDown(flags: GlobalFlags, env: NodeJS.ProcessEnv): void {
+  const refuse = (what: string) => {
+    throw new PolicyError(
+      `${what} is refused under sudo: only ${SYSTEM_CONFIG} applies (ask an admin to change it)`,
+    );
+  };
+  if (flags.config !== undefined) refuse("--config");
+  for (const k of Object.keys(env)) if (k.startsWith("HAPOPS_")) refuse(`the ${k} variable`);
+  if (flags.tlsCert || flags.tlsKey || flags.tlsCa) refuse("--tls-cert/--tls-key/--tls-ca");
+  if (flags.insecureTcp) refuse("--insecure-tcp");
+  let st;
+  try {
+    st = statSync(SYSTEM_CONFIG);
+  } catch {
+    throw new PolicyError(`hapops under sudo needs ${SYSTEM_CONFIG}; run hapops setup as root`);
+  }
+  for (const [path, s2] of [
+    [SYSTEM_CONFIG, st],
+    [dirname(SYSTEM_CONFIG), statSync(dirname(SYSTEM_CONFIG))],
+  ] as const) {
+    if (s2.uid !== 0 || (s2.mode & 0o022) !== 0)
+      throw new PolicyError(
+        `${path} must be owned by root and not writable by group or others (it is uid ${s2.uid}, mode ${(s2.mode & 0o777).toString(8)}); fix with: chown root: ${path} && chmod go-w ${path}`,
+      );
+  }
+}
+
+function defaultAuditPath(environment: Environment): { path: string; createDir: boolean } {
+  if (environment.euid === 0) return { path: "/var/log/hapops/audit.jsonl", createDir: false };
+  const state =
+    environment.env.XDG_STATE_HOME || join(environment.env.HOME || homedir(), ".local", "state");
+  return { path: join(state, "hapops", "audit.jsonl"), createDir: true };
+}
+
 /** Resolve settings: flags > environment > config file > defaults. */
 export async function resolveSettings(
   flags: GlobalFlags,
   environment: Environment,
 ): Promise<Settings> {
-  const configPath = findConfigPath(flags, environment.env);
+  if (environment.sudo) lockDown(flags, environment.env);
+  const configPath = environment.sudo ? SYSTEM_CONFIG : findConfigPath(flags, environment.env);
   const file: ConfigFile = configPath ? await readConfigFile(configPath) : {};
   const socketText = flags.socket ?? environment.env.HAPOPS_SOCKET ?? file.socket ?? DEFAULT_SOCKET;
   const named = file.targets?.[socketText];
+  if (environment.sudo && flags.socket !== undefined && !named && flags.socket !== file.socket)
+    throw new PolicyError(
+      `-s ${flags.socket} is refused under sudo: use a target named in ${SYSTEM_CONFIG} (${Object.keys(file.targets ?? {}).join(", ") || "none defined"})`,
+    );
   const targetText = named ? named.socket : socketText;
   const target = parseTarget(targetText);
 
@@ -103,7 +168,26 @@ export async function resolveSettings(
     color: resolveColor(flags, environment),
     progress: !flags.json && environment.stderrIsTTY && environment.env.TERM !== "dumb",
     configPath,
+    audit: {
+      ...(file.audit?.path !== undefined
+        ? { path: file.audit.path, createDir: false }
+        : defaultAuditPath(environment)),
+      group: file.audit?.group,
+      syslog: file.audit?.syslog,
+      reads: file.audit?.reads ?? false,
+    },
+    policy: file.policy ? normalisePolicy(file.policy.groups) : undefined,
+    sudo: environment.sudo,
   };
+}
+
+function normalisePolicy(groups: NonNullable<ConfigFile["policy"]>["groups"]): Policy {
+  const out: Record<string, { allow: string[]; selectors?: string[] | undefined }> = {};
+  for (const [g, rule] of Object.entries(groups))
+    out[g] = Array.isArray(rule)
+      ? { allow: rule }
+      : { allow: rule.allow, selectors: rule.selectors };
+  return out;
 }
 
 function durationFromConfig(

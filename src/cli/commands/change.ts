@@ -10,7 +10,8 @@ import {
   type ChangeSessions,
 } from "../../engine/change.js";
 import { describeRemaining, waitForDrain, type Clock } from "../../engine/wait.js";
-import { InterruptedError, WaitTimeoutError } from "../../errors.js";
+import type { Journal } from "../../audit/journal.js";
+import { InterruptedError, WaitTimeoutError, type HapopsError } from "../../errors.js";
 import {
   enforceGuards,
   planChange,
@@ -42,6 +43,9 @@ export interface ChangeOptions {
     { readonly to: WeightSpec; readonly step: number; readonly everyMs: number } | undefined;
   readonly signal: AbortSignal;
   readonly clock: Clock;
+  /** The run's audit journal and policy check (cli/run-context.ts). */
+  readonly journal: Journal;
+  readonly authorize: (servers: readonly string[]) => void;
 }
 
 /** One applied (or planned) step, as --json reports it. */
@@ -201,24 +205,39 @@ function printDryRun(r: Reporter, plan: Plan): void {
     );
 }
 
-/** Plan, guard, apply, verify one step; print it; record it in the report. */
+/**
+ * Plan, check policy and guards, record the intent (fsynced), apply, verify, record the
+ * result; print it and add it to the report.
+ */
 async function step(
   sessions: ChangeSessions,
   facts: readonly ServerFacts[],
   req: ChangeRequest,
   r: Reporter,
+  opts: ChangeOptions,
 ): Promise<{ plan: Plan; result: ApplyResult | undefined }> {
   const plan = planChange(facts, req);
+  opts.authorize(plan.servers.map(name));
   enforceGuards(plan);
   for (const g of plan.guards) if (g.forced) r.line(r.c.yellow(`warning: --force: ${g.reason}`));
-  if (plan.servers.every((s) => s.commands.length === 0)) {
+  const lines = plan.servers.flatMap((s) => s.commands.map((c) => c.line));
+  if (lines.length === 0) {
+    await opts.journal.single("noop", []);
     for (const l of describePlan(plan, r.c)) r.line(l);
     r.report.steps.push(stepReport(plan, undefined));
     return { plan, result: undefined };
   }
-  const result = await applyPlan(sessions, plan);
+  const stepNo = await opts.journal.intent(lines);
+  let result: ApplyResult;
+  try {
+    result = await applyPlan(sessions, plan);
+  } catch (e) {
+    await opts.journal.result(stepNo, "failed", lines, e as HapopsError);
+    throw e;
+  }
   r.report.steps.push(stepReport(plan, result));
   const error = resultError(plan, result);
+  await opts.journal.result(stepNo, error ? "failed" : "ok", result.sent, error);
   if (error) throw error;
   for (const l of describePlan(plan, r.c)) r.line(l);
   r.line(r.c.dim(`verified: ${summarise(plan, result)}`));
@@ -247,6 +266,7 @@ export async function runChange(
     if (opts.dryRun) {
       r.line(r.c.dim("dry run: nothing that changes state is sent"));
       const plan = planChange(facts, req);
+      opts.authorize(plan.servers.map(name));
       printDryRun(r, plan);
       report.steps.push(stepReport(plan, undefined));
       if (opts.ramp) dryRunRamp(facts, req, opts.ramp, r);
@@ -257,13 +277,21 @@ export async function runChange(
       if (opts.then) r.line(r.c.dim(`then: ${opts.then} once drained`));
       if (level.error) r.line(r.c.yellow(`warning: ${level.error.message}`));
       r.finish();
-      enforceGuards(plan);
+      let refused: HapopsError | undefined;
+      try {
+        enforceGuards(plan);
+      } catch (e) {
+        refused = e as HapopsError;
+      }
+      const wouldSend = plan.servers.flatMap((s) => s.commands.map((c) => c.line));
+      await opts.journal.single(refused ? "refused" : "ok", wouldSend, refused);
+      if (refused) throw refused;
       return;
     }
     if (level.error) throw level.error;
 
     if (opts.ramp) r.line(r.c.dim("step 1:"));
-    const first = await step(sessions, facts, req, r);
+    const first = await step(sessions, facts, req, r, opts);
     if (req.op === "weight" && opts.ramp) {
       await ramp(sessions, req, opts, r, scope);
     }
@@ -276,6 +304,7 @@ export async function runChange(
           await readFacts(sessions.read, scope),
           { op: "maint", selector: then, force: req.force },
           r,
+          opts,
         );
       }
     }
@@ -338,7 +367,7 @@ async function ramp(
       );
     }
     r.line(r.c.dim(`step ${n}:`));
-    await step(sessions, await readFacts(sessions.read, scope), stepReq, r);
+    await step(sessions, await readFacts(sessions.read, scope), stepReq, r, opts);
   }
 }
 

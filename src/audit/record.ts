@@ -1,0 +1,52 @@
+import { createHash } from "node:crypto";
+
+/** The chain's start: the first record's `prev`. */
+export const GENESIS = "0".repeat(64);
+
+export type Phase = "intent" | "result" | "outcome-unknown";
+export type Outcome = "ok" | "noop" | "failed" | "refused" | "unknown";
+
+/**
+ * One line of the audit log (DESIGN.md, "Audit record"). `prev` is the lowercase hex SHA-256 of
+ * the previous line's exact bytes without its newline; `seq` counts lines from 1, so a deleted,
+ * inserted or reordered line shows as a gap or a repeat even where hashes alone could not tell.
+ */
+export interface AuditRecord {
+  readonly v: 1;
+  readonly seq: number;
+  readonly ts: string;
+  readonly opId: string;
+  /** Which step of a multi-step operation (a ramp, drain then maint); 1 for most. */
+  readonly step: number;
+  readonly phase: Phase;
+  readonly operator: string;
+  readonly uid: number;
+  readonly sudo: boolean;
+  readonly loginuid: number | null;
+  readonly tty: string | null;
+  readonly host: string;
+  readonly pid: number;
+  /** Process start time (clock ticks since boot), so a reused pid is not taken for this run. */
+  readonly pidStart: number | null;
+  readonly target: string;
+  readonly op: string;
+  readonly args: readonly string[];
+  readonly reason: string | null;
+  readonly dryRun: boolean;
+  readonly force: boolean;
+  /** The exact lines sent (intent: about to be sent; dry run: would be sent). No payloads. */
+  readonly commands: readonly string[];
+  readonly outcome: Outcome | null;
+  readonly error: { readonly code: string; readonly message: string } | null;
+  /** For outcome-unknown: the seq of the intent it closes. */
+  readonly intentSeq?: number;
+  readonly prev: string;
+}
+
+export function hashLine(line: string): string {
+  return createHash("sha256").update(line, "utf8").digest("hex");
+}
+
+export function serialize(record: AuditRecord): string {
+  return JSON.stringify(record);
+}

@@ -1,0 +1,125 @@
+import { execFileSync } from "node:child_process";
+import { resolveIdentity, systemProbe, type Identity } from "../audit/identity.js";
+import { Journal } from "../audit/journal.js";
+import { AuditLog } from "../audit/log.js";
+import { parseSyslogTarget } from "../audit/syslog.js";
+import type { Settings } from "../config/settings.js";
+import { ConfigError, isHapopsError } from "../errors.js";
+import { enforcePolicy } from "../policy/policy.js";
+
+/**
+ * Identity, policy and audit for one run, in the order DESIGN.md gives: who is acting, whether
+ * they may, and a journal opened before anything is sent (fail closed: exit 5 if it cannot be).
+ */
+export interface RunContext {
+  readonly identity: Identity | undefined;
+  readonly journal: Journal | undefined;
+  /** Check a change's servers against the operator's selector limits (policy). */
+  authorize(servers: readonly string[]): void;
+  /** Record how the run ended when it ended in an error, then release the log. */
+  fail(error: unknown): Promise<void>;
+  close(): void;
+}
+
+export interface RunRequest {
+  /** CLI command name, as the policy spells it ("drain", "table show"). */
+  readonly op: string;
+  readonly readOnly: boolean;
+  readonly args: readonly string[];
+  readonly reason: string | undefined;
+  readonly dryRun: boolean;
+  readonly force: boolean;
+}
+
+function groupId(name: string): number {
+  try {
+    const line = execFileSync("getent", ["group", name], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const gid = Number(line.split(":")[2]);
+    if (Number.isInteger(gid)) return gid;
+  } catch {
+    // handled below
+  }
+  throw new ConfigError(`audit.group ${name} is not a group on this system`);
+}
+
+export async function startRun(
+  settings: Settings,
+  req: RunRequest,
+  env: NodeJS.ProcessEnv,
+  warn: (message: string) => void,
+): Promise<RunContext> {
+  const audited = !req.readOnly || settings.audit.reads;
+  // Reads with no policy and no read auditing need no identity: no passwd lookups, fast start.
+  if (!audited && settings.policy === undefined)
+    return {
+      identity: undefined,
+      journal: undefined,
+      authorize: () => undefined,
+      fail: () => Promise.resolve(),
+      close: () => undefined,
+    };
+
+  const identity = resolveIdentity(systemProbe(env));
+  let log: AuditLog | undefined;
+  let journal: Journal | undefined;
+  if (audited) {
+    log = AuditLog.open({
+      path: settings.audit.path,
+      createDir: settings.audit.createDir,
+      group: settings.audit.group
+        ? { name: settings.audit.group, gid: groupId(settings.audit.group) }
+        : undefined,
+    });
+    let syslog;
+    try {
+      syslog = settings.audit.syslog ? parseSyslogTarget(settings.audit.syslog) : undefined;
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+    journal = await Journal.start(
+      log,
+      {
+        identity,
+        target: settings.targetText,
+        op: req.op,
+        args: req.args,
+        reason: req.reason,
+        dryRun: req.dryRun,
+        force: req.force,
+      },
+      syslog,
+      warn,
+    );
+  }
+  const policyRequest = {
+    operator: identity.operator,
+    groups: identity.groups,
+    op: req.op,
+    readOnly: req.readOnly,
+  };
+  const ctx: RunContext = {
+    identity,
+    journal,
+    authorize: (servers) => void enforcePolicy(settings.policy, { ...policyRequest, servers }),
+    fail: async (error) => {
+      if (!journal || !isHapopsError(error)) return;
+      try {
+        await journal.finish(error);
+      } catch (e) {
+        warn(`audit: could not record the outcome: ${(e as Error).message}`);
+      }
+    },
+    close: () => log?.close(),
+  };
+  try {
+    enforcePolicy(settings.policy, policyRequest);
+  } catch (e) {
+    await ctx.fail(e);
+    ctx.close();
+    throw e;
+  }
+  return ctx;
+}
