@@ -63,9 +63,6 @@ export function buildProgram(): Command {
     .option("--tls-cert <file>", "client certificate for tls:// targets")
     .option("--tls-key <file>", "client key for tls:// targets")
     .option("--tls-ca <file>", "CA that signed the socket's certificate")
-    .option("-n, --dry-run", "show what a change would do and send nothing that changes state")
-    .option("--force", "override a safety guard (recorded)")
-    .option("--reason <text>", "why you are doing this (recorded with the change)")
     .option("-y, --yes", "answer yes to confirmations")
     .option("--no-color", "never colour output (also: NO_COLOR)")
     .addHelpText("after", EXAMPLES)
@@ -175,20 +172,20 @@ export function buildProgram(): Command {
   audit
     .command("tail")
     .description("recent audit records (raw JSON Lines with --json)")
-    .option("-n <count>", "how many records", "20")
+    .option("-n, --lines <count>", "how many records", "20")
     .option("--op <op>", "only this operation (drain, maint, ...)")
     .option("--operator <user>", "only this operator")
     .addHelpText(
       "after",
       "\nExamples:\n  $ sudo hapops audit tail -n 50 --operator alice\n  $ sudo hapops audit tail --op drain --json | jq .\n",
     )
-    .action(async (opts: { n: string; op?: string; operator?: string }, cmd: Command) => {
+    .action(async (opts: { lines: string; op?: string; operator?: string }, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "audit");
       const { runAuditTail, printAuditTail } = await import("./commands/audit.js");
       io.out(
         printAuditTail(
-          await runAuditTail(s, { n: Number(opts.n), op: opts.op, operator: opts.operator }),
+          await runAuditTail(s, { n: Number(opts.lines), op: opts.op, operator: opts.operator }),
           s,
         ),
       );
@@ -204,6 +201,60 @@ export function buildProgram(): Command {
       await guardRead(s, cmd, "audit");
       const { runAuditVerify, printAuditVerify } = await import("./commands/audit.js");
       io.out(printAuditVerify(runAuditVerify(s, file), s));
+    });
+
+  program
+    .command("setup")
+    .description(
+      "install the sudo access pattern on this host (as root): program, config, audit dir, sudoers rule",
+    )
+    .option("--group <group>", "unix group whose members may run hapops through sudo", "hapops")
+    .option(
+      "--prefix <dir>",
+      "where the program goes (<prefix>/lib/hapops, <prefix>/sbin/hapops)",
+      "/usr/local",
+    )
+    .option("-n, --dry-run", "show each file it would write; write nothing")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ sudo hapops setup --group lb-ops --dry-run\n  $ sudo hapops setup --group lb-ops\n",
+    )
+    .action(async (opts: { group: string; prefix: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalFlags & { dryRun?: boolean }>();
+      const { runSetup } = await import("./commands/setup.js");
+      runSetup(
+        {
+          group: opts.group,
+          prefix: opts.prefix,
+          socket: g.socket ?? "/run/haproxy/admin.sock",
+          dryRun: g.dryRun ?? false,
+          json: g.json ?? false,
+        },
+        (t) => io.out(t),
+      );
+    });
+
+  program
+    .command("doctor")
+    .description(
+      "check this host: socket, exposed sockets, haproxy.cfg, sudoers, config, audit log (exit 1 on a failure)",
+    )
+    .option(
+      "--haproxy-config <file>",
+      "HAProxy configuration to inspect",
+      "/etc/haproxy/haproxy.cfg",
+    )
+    .action(async (opts: { haproxyConfig: string }, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      const { runDoctor, printDoctor } = await import("./commands/doctor.js");
+      const checks = await runDoctor(s, opts.haproxyConfig);
+      io.out(printDoctor(checks, s));
+      if (checks.some((c) => c.status === "fail")) {
+        const { VerificationError } = await import("../errors.js");
+        throw new VerificationError(
+          `doctor: ${checks.filter((c) => c.status === "fail").length} check(s) failed`,
+        );
+      }
     });
 
   program
@@ -232,7 +283,10 @@ function addChangeCommands(program: Command): void {
   const withSelector = (cmd: Command) =>
     cmd
       .argument("[selector]", SELECTOR_HELP)
-      .option("--addr <ip[:port]>", "every server with this address, across backends");
+      .option("--addr <ip[:port]>", "every server with this address, across backends")
+      .option("-n, --dry-run", "show the plan and the exact lines; send nothing that changes state")
+      .option("--force", "override a safety guard (recorded in the audit log)")
+      .option("--reason <text>", "why you are doing this (recorded in the audit log)");
 
   withSelector(program.command("drain"))
     .description(

@@ -1,0 +1,307 @@
+import { execFileSync } from "node:child_process";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { readConfigFile, SYSTEM_CONFIG } from "../../config/load.js";
+import type { Settings } from "../../config/settings.js";
+import { showCliSockets } from "../../commands/builders.js";
+import { withSession } from "../../engine/connect.js";
+import { parseCliSockets } from "../../parse/cli-sockets.js";
+import { isLoopbackHost } from "../../transport/target.js";
+import { verifyLines } from "../../audit/verify.js";
+import { colors, renderJson } from "../output.js";
+import { SUDOERS_FILE } from "./setup.js";
+
+export type Status = "ok" | "warn" | "fail";
+
+export interface Check {
+  readonly check: string;
+  readonly status: Status;
+  readonly message: string;
+  readonly fix?: string;
+}
+
+const ok = (check: string, message: string): Check => ({ check, status: "ok", message });
+const warn = (check: string, message: string, fix: string): Check => ({
+  check,
+  status: "warn",
+  message,
+  fix,
+});
+const bad = (check: string, message: string, fix: string): Check => ({
+  check,
+  status: "fail",
+  message,
+  fix,
+});
+
+function mode(path: string): { uid: number; mode: number } | undefined {
+  try {
+    const st = statSync(path);
+    return { uid: st.uid, mode: st.mode & 0o7777 };
+  } catch {
+    return undefined;
+  }
+}
+
+function rootOwnedNotWritable(check: string, path: string, what: string): Check {
+  const m = mode(path);
+  if (!m) return bad(check, `${what} ${path} is missing`, "run: sudo hapops setup");
+  if (m.uid !== 0 || (m.mode & 0o022) !== 0)
+    return bad(
+      check,
+      `${what} ${path} is uid ${m.uid}, mode ${m.mode.toString(8)}: someone else could change it`,
+      `chown root: ${path} && chmod go-w ${path}`,
+    );
+  return ok(check, `${what} ${path}: root-owned, mode ${m.mode.toString(8)}`);
+}
+
+async function socketChecks(settings: Settings): Promise<Check[]> {
+  const out: Check[] = [];
+  const t = settings.target;
+  if (t.kind === "unix") {
+    const m = mode(t.path);
+    if (!m)
+      return [
+        bad(
+          "socket",
+          `no socket at ${t.path}`,
+          "check the `stats socket` line of haproxy.cfg, or -s",
+        ),
+      ];
+    if ((m.mode & 0o006) !== 0)
+      out.push(
+        warn(
+          "socket mode",
+          `${t.path} is mode ${m.mode.toString(8)}: any local user can use it`,
+          "use `stats socket ... mode 600` (or 660 with a group) and go through sudo hapops",
+        ),
+      );
+    else out.push(ok("socket mode", `${t.path}: mode ${m.mode.toString(8)}`));
+  }
+  try {
+    const { level, sockets } = await withSession(settings, "hapops doctor", async (s) => {
+      const lines = await s.run(showCliSockets());
+      return { level: await s.level(), sockets: parseCliSockets(lines) };
+    });
+    out.push(
+      level === "admin"
+        ? ok("socket level", `${settings.targetText} answers at level admin`)
+        : warn(
+            "socket level",
+            `${settings.targetText} is at level ${level ?? "unknown"}: drain, maint, ready and weight need admin`,
+            "add `level admin` to the `stats socket` line hapops uses",
+          ),
+    );
+    for (const s of sockets) {
+      const m = /^ipv[46]@(.*):(\d+)$/.exec(s.address);
+      if (!m) continue;
+      const host = m[1]!.replace(/^\[|\]$/g, "");
+      if (!isLoopbackHost(host) && s.level === "admin")
+        out.push(
+          warn(
+            "exposed sockets",
+            `${s.address} is an admin runtime socket on a non-loopback address`,
+            "bind it to 127.0.0.1, or put an mTLS listener in front (see README)",
+          ),
+        );
+      else
+        out.push(
+          warn(
+            "exposed sockets",
+            `${s.address} is a TCP runtime socket (level ${s.level}) without TLS (HAProxy 2.6 serves even \`ssl\` stats sockets in clear text)`,
+            "prefer unix sockets; for remote access, an mTLS listener in front of a unix socket",
+          ),
+        );
+    }
+    if (!sockets.some((s) => s.address.startsWith("ipv")))
+      out.push(ok("exposed sockets", "no TCP runtime sockets"));
+  } catch (e) {
+    out.push(
+      bad("socket", (e as Error).message, "check that HAProxy runs and the socket path or address"),
+    );
+  }
+  return out;
+}
+
+function haproxyConfigChecks(path: string): Check[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    return [
+      warn(
+        "haproxy.cfg",
+        `cannot read ${path}: ${(e as Error).message}`,
+        "pass --haproxy-config <file>",
+      ),
+    ];
+  }
+  const lines = text.split("\n").map((l) => l.replace(/#.*$/, "").trim());
+  const sockets = lines.filter((l) => l.startsWith("stats socket "));
+  const out: Check[] = [];
+  out.push(
+    sockets.some((l) => /\bexpose-fd listeners\b/.test(l))
+      ? ok("seamless reload", "a `stats socket` line has `expose-fd listeners`")
+      : warn(
+          "seamless reload",
+          `no \`stats socket\` line in ${path} has \`expose-fd listeners\`: reloads can drop connections`,
+          "add `expose-fd listeners` to the admin `stats socket` line",
+        ),
+  );
+  out.push(
+    lines.some((l) => l.startsWith("stats timeout "))
+      ? ok("stats timeout", "`stats timeout` is set")
+      : warn(
+          "stats timeout",
+          "no `stats timeout`: idle CLI sessions are cut after 10 s",
+          "add `stats timeout 2m` to the global section",
+        ),
+  );
+  const stateFile = lines.some((l) => l.startsWith("server-state-file "));
+  const load = lines.some((l) => l.startsWith("load-server-state-from-file "));
+  out.push(
+    stateFile && load
+      ? ok("server state", "server-state-file and load-server-state-from-file are set")
+      : warn(
+          "server state",
+          "runtime changes (drain, maint, weights) are lost on reload",
+          "set `server-state-file` (global) and `load-server-state-from-file global` (defaults), and save `show servers state` before reloading",
+        ),
+  );
+  return out;
+}
+
+function sudoersChecks(): Check[] {
+  const m = mode(SUDOERS_FILE);
+  if (!m)
+    return [
+      warn(
+        "sudoers",
+        `${SUDOERS_FILE} is missing: operators cannot use hapops through sudo`,
+        "run: sudo hapops setup --group <operators>",
+      ),
+    ];
+  const out: Check[] = [];
+  if (m.uid !== 0 || (m.mode & 0o022) !== 0)
+    out.push(
+      bad(
+        "sudoers",
+        `${SUDOERS_FILE} is uid ${m.uid}, mode ${m.mode.toString(8)}`,
+        `chown root: ${SUDOERS_FILE} && chmod 0440 ${SUDOERS_FILE}`,
+      ),
+    );
+  try {
+    execFileSync("visudo", ["-cf", SUDOERS_FILE], { stdio: ["ignore", "pipe", "pipe"] });
+    const rule = readFileSync(SUDOERS_FILE, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("%"));
+    out.push(ok("sudoers", `${SUDOERS_FILE} is valid: ${rule ?? "(no group rule)"}`));
+  } catch (e) {
+    out.push(
+      bad(
+        "sudoers",
+        `${SUDOERS_FILE} does not pass visudo -cf: ${(e as { stderr?: Buffer }).stderr?.toString().trim() ?? ""}`,
+        `fix or remove ${SUDOERS_FILE} now: a broken sudoers file can lock everyone out`,
+      ),
+    );
+  }
+  return out;
+}
+
+async function configChecks(): Promise<Check[]> {
+  // Without a sudoers rule the system config is optional (a single admin with their own config).
+  if (!mode(SYSTEM_CONFIG) && !mode(SUDOERS_FILE))
+    return [
+      warn(
+        "config",
+        `${SYSTEM_CONFIG} is missing (the sudo access pattern needs it)`,
+        "run: sudo hapops setup",
+      ),
+    ];
+  const out = [
+    rootOwnedNotWritable("config", SYSTEM_CONFIG, "system config"),
+    rootOwnedNotWritable("config", dirname(SYSTEM_CONFIG), "config directory"),
+  ];
+  if (out[0]!.status === "ok") {
+    try {
+      await readConfigFile(SYSTEM_CONFIG);
+      out.push(ok("config", `${SYSTEM_CONFIG} is valid`));
+    } catch (e) {
+      out.push(bad("config", (e as Error).message, `fix ${SYSTEM_CONFIG}`));
+    }
+  }
+  return out;
+}
+
+function auditChecks(settings: Settings): Check[] {
+  const path = settings.audit.path;
+  const dir = dirname(path);
+  const out: Check[] = [];
+  try {
+    accessSync(dir, constants.W_OK);
+    out.push(ok("audit", `audit directory ${dir} is writable`));
+  } catch {
+    out.push(
+      bad(
+        "audit",
+        `audit directory ${dir} is missing or not writable: every change would be refused (exit 5)`,
+        "run: sudo hapops setup",
+      ),
+    );
+    return out;
+  }
+  const m = mode(path);
+  if (!m) {
+    out.push(ok("audit", `${path} will be created on the first change`));
+    return out;
+  }
+  if ((m.mode & 0o007) !== 0)
+    out.push(
+      bad(
+        "audit",
+        `${path} is mode ${m.mode.toString(8)}: readable or writable by anyone`,
+        `chmod o-rwx ${path}`,
+      ),
+    );
+  try {
+    const text = readFileSync(path, "utf8").replace(/\n$/, "");
+    const v = verifyLines(text ? text.split("\n") : []);
+    out.push(
+      v.ok
+        ? ok("audit", `${path}: ${v.records} records, chain intact`)
+        : bad(
+            "audit",
+            `${path}: broken at line ${v.line} (${v.problem})`,
+            "hapops audit verify shows the details; keep the file as evidence",
+          ),
+    );
+  } catch (e) {
+    out.push(warn("audit", `cannot read ${path}: ${(e as Error).message}`, "run doctor as root"));
+  }
+  return out;
+}
+
+export async function runDoctor(settings: Settings, haproxyConfig: string): Promise<Check[]> {
+  return [
+    ...(await socketChecks(settings)),
+    ...haproxyConfigChecks(haproxyConfig),
+    ...sudoersChecks(),
+    ...(await configChecks()),
+    ...auditChecks(settings),
+  ];
+}
+
+export function printDoctor(
+  checks: readonly Check[],
+  opts: { json: boolean; color: boolean },
+): string {
+  if (opts.json) return renderJson(checks);
+  const c = colors(opts.color);
+  const tag = { ok: c.green("ok  "), warn: c.yellow("warn"), fail: c.red("fail") };
+  return checks
+    .map(
+      (k) =>
+        `${tag[k.status]}  ${k.check.padEnd(16)} ${k.message}${k.fix ? c.dim(`\n      ${"".padEnd(16)} fix: ${k.fix}`) : ""}\n`,
+    )
+    .join("");
+}

@@ -1,0 +1,207 @@
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
+import { SYSTEM_CONFIG } from "../../config/load.js";
+import { EnvironmentError, UsageError } from "../../errors.js";
+import { renderJson } from "../output.js";
+
+export interface SetupOptions {
+  readonly group: string;
+  readonly prefix: string;
+  readonly socket: string;
+  readonly dryRun: boolean;
+  readonly json: boolean;
+}
+
+export const SUDOERS_FILE = "/etc/sudoers.d/hapops";
+export const AUDIT_DIR = "/var/log/hapops";
+
+interface Action {
+  readonly what: string;
+  readonly path: string;
+  /** "create", "replace", "keep" (present, left alone), "same" (already as wanted). */
+  readonly status: "create" | "replace" | "keep" | "same";
+  apply(): void;
+}
+
+function run(cmd: string, args: readonly string[]): string {
+  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+function groupExists(group: string): boolean {
+  try {
+    run("getent", ["group", group]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function fileAction(
+  what: string,
+  path: string,
+  content: string | Buffer,
+  mode: number,
+  keepExisting = false,
+): Action {
+  const exists = existsSync(path);
+  const same = exists && readFileSync(path).equals(Buffer.from(content));
+  const status = !exists ? "create" : keepExisting ? "keep" : same ? "same" : "replace";
+  return {
+    what,
+    path,
+    status,
+    apply: () => {
+      if (status === "keep" || status === "same") {
+        if (status === "same") {
+          chownSync(path, 0, 0);
+          chmodSync(path, mode);
+        }
+        return;
+      }
+      // Write beside it and rename: a half-written file is never in place.
+      const tmp = join(dirname(path), `.${Date.now()}.hapops-setup`);
+      writeFileSync(tmp, content, { mode });
+      chownSync(tmp, 0, 0);
+      chmodSync(tmp, mode);
+      renameSync(tmp, path);
+    },
+  };
+}
+
+function dirAction(what: string, path: string, mode: number): Action {
+  const exists = existsSync(path);
+  return {
+    what,
+    path,
+    status: exists ? "same" : "create",
+    apply: () => {
+      mkdirSync(path, { recursive: true, mode });
+      chownSync(path, 0, 0);
+      chmodSync(path, mode);
+    },
+  };
+}
+
+export function defaultConfig(socket: string, group: string): string {
+  return [
+    "# hapops system configuration. Under sudo this is the only config hapops reads.",
+    "# It must stay owned by root and not writable by group or others.",
+    `socket: ${socket}`,
+    "audit:",
+    `  path: ${AUDIT_DIR}/audit.jsonl`,
+    "  # syslog: local            # also copy every record to syslog (or udp://host:514)",
+    "policy:",
+    "  groups:",
+    `    ${group}: ["*"]`,
+    '    # app-team: { allow: [read, drain, ready, maint], selectors: ["be_app/*"] }',
+    "",
+  ].join("\n");
+}
+
+/**
+ * Install the production access pattern: the bundled program under a root-owned prefix, the
+ * system config, the audit directory, and a sudoers rule for the operators' group, checked with
+ * `visudo -cf` before it is moved into place (a broken sudoers file locks everyone out).
+ */
+export function runSetup(opts: SetupOptions, out: (t: string) => void): void {
+  if (!/^[a-z_][a-z0-9_-]*$/i.test(opts.group))
+    throw new UsageError(`--group ${JSON.stringify(opts.group)} is not a valid unix group name`);
+  if (!opts.prefix.startsWith("/")) throw new UsageError("--prefix must be an absolute path");
+  const root = (process.geteuid?.() ?? 0) === 0;
+  if (!root && !opts.dryRun)
+    throw new EnvironmentError(
+      "hapops setup installs root-owned files and a sudoers rule: run it as root (or with --dry-run to see what it would do)",
+    );
+
+  const script = process.argv[1] ? realpathSync(process.argv[1]) : "";
+  if (!script.endsWith(".cjs"))
+    throw new EnvironmentError(
+      `setup runs from the bundled program (dist/hapops.cjs), not ${script}`,
+    );
+  const libDir = join(opts.prefix, "lib", "hapops");
+  const sbin = join(opts.prefix, "sbin", "hapops");
+  const node = realpathSync(process.execPath);
+  const wrapper = `#!/bin/sh\n# Installed by hapops setup. Absolute paths: under sudo, PATH must not choose the program.\nexec ${node} ${join(libDir, "hapops.cjs")} "$@"\n`;
+  const sudoers = `# Installed by hapops setup: members of ${opts.group} run hapops as root, and nothing else.\n%${opts.group} ALL=(root) NOPASSWD: ${sbin}\n`;
+
+  const actions: Action[] = [];
+  if (!groupExists(opts.group))
+    actions.push({
+      what: `group ${opts.group}`,
+      path: "/etc/group",
+      status: "create",
+      apply: () => void run("groupadd", ["--system", opts.group]),
+    });
+  actions.push(
+    dirAction("program directory", libDir, 0o755),
+    fileAction("program", join(libDir, "hapops.cjs"), readFileSync(script), 0o644),
+    dirAction("sbin directory", dirname(sbin), 0o755),
+    fileAction("command", sbin, wrapper, 0o755),
+    dirAction("config directory", dirname(SYSTEM_CONFIG), 0o755),
+    fileAction("system config", SYSTEM_CONFIG, defaultConfig(opts.socket, opts.group), 0o644, true),
+    dirAction("audit directory", AUDIT_DIR, 0o700),
+  );
+  const sudoersAction = fileAction("sudoers rule", SUDOERS_FILE, sudoers, 0o440);
+  actions.push({
+    ...sudoersAction,
+    apply: () => {
+      if (sudoersAction.status === "same") return sudoersAction.apply();
+      // Files with a dot are skipped by @includedir, so the candidate is inert until renamed.
+      const tmp = join(dirname(SUDOERS_FILE), ".hapops.candidate");
+      writeFileSync(tmp, sudoers, { mode: 0o440 });
+      try {
+        run("visudo", ["-cf", tmp]);
+      } catch (e) {
+        rmSync(tmp, { force: true });
+        const err = e as { stderr?: string; message: string };
+        throw new EnvironmentError(
+          `visudo rejected the sudoers rule, so it was not installed: ${(err.stderr ?? err.message).trim()}`,
+        );
+      }
+      chownSync(tmp, 0, 0);
+      renameSync(tmp, SUDOERS_FILE);
+    },
+  });
+
+  if (!opts.dryRun) for (const a of actions) a.apply();
+  if (opts.json) {
+    out(
+      renderJson({
+        dryRun: opts.dryRun,
+        actions: actions.map(({ what, path, status }) => ({ what, path, status })),
+      }),
+    );
+    return;
+  }
+  const verb = (s: Action["status"]) =>
+    opts.dryRun
+      ? {
+          create: "would create",
+          replace: "would replace",
+          keep: "would keep (present)",
+          same: "unchanged",
+        }[s]
+      : { create: "created", replace: "replaced", keep: "kept (present)", same: "unchanged" }[s];
+  const width = Math.max(...actions.map((a) => verb(a.status).length));
+  for (const a of actions) out(`${verb(a.status).padEnd(width)}  ${a.what}: ${a.path}\n`);
+  if (opts.dryRun) {
+    out(
+      `\nsudoers rule (checked with visudo -cf before it is installed):\n  ${sudoers.split("\n")[1]}\n`,
+    );
+    return;
+  }
+  out(
+    `\nOperators in group ${opts.group} can now run: sudo ${sbin} servers\nAdd one with: usermod -aG ${opts.group} <user>   (then log in again)\nCheck the host with: sudo ${sbin} doctor\n`,
+  );
+}
