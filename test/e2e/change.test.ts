@@ -5,7 +5,7 @@ import { showServersState } from "../../src/commands/builders.js";
 import { RuntimeSession } from "../../src/runtime/session.js";
 import { connect } from "../../src/transport/connect.js";
 import { waitUntil } from "../../src/util/wait.js";
-import { HAPOPS, hapops, json, type CliResult } from "../helpers/cli.js";
+import { cliEnv, HAPOPS, hapops, json, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
 
 const lab = useLab({
@@ -314,7 +314,7 @@ describe("weights and ramps", () => {
         "--every",
         "30s",
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      { stdio: ["ignore", "pipe", "pipe"], env: cliEnv() },
     );
     let out = "";
     let err = "";

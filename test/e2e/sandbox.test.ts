@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { HAPOPS, hapops, json } from "../helpers/cli.js";
+import { cliEnv, HAPOPS, hapops, json } from "../helpers/cli.js";
 import { waitUntil } from "../../src/util/wait.js";
 
 const dir = mkdtempSync(join(tmpdir(), "hapops-sandbox-test-"));
@@ -62,6 +62,7 @@ describe("hapops sandbox", () => {
     const fg = mkdtempSync(join(tmpdir(), "hapops-sandbox-fg-"));
     const child = spawn(process.execPath, [HAPOPS, "sandbox", "--dir", fg], {
       stdio: ["ignore", "pipe", "pipe"],
+      env: cliEnv(),
     });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));

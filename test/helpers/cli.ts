@@ -1,5 +1,18 @@
 import { spawn, type SpawnOptions } from "node:child_process";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+
+/**
+ * Every run gets a config of its own unless a test brings one, so that no test depends on (or
+ * is changed by) /etc/hapops/hapops.yaml, and change tests have a writable audit log.
+ */
+const neutralDir = mkdtempSync(join(tmpdir(), "hapops-cli-"));
+export const NEUTRAL_CONFIG = join(neutralDir, "hapops.yaml");
+export const NEUTRAL_AUDIT = join(neutralDir, "audit.jsonl");
+writeFileSync(NEUTRAL_CONFIG, `audit:\n  path: ${NEUTRAL_AUDIT}\n`, { mode: 0o644 });
+// Readable by the unprivileged users some tests run as (the audit file itself stays 0600).
+chmodSync(neutralDir, 0o755);
 
 export const HAPOPS = join(import.meta.dirname, "..", "..", "dist", "hapops.cjs");
 
@@ -16,10 +29,23 @@ export interface CliOptions {
   readonly timeoutMs?: number;
 }
 
+/** The environment a raw spawn of the CLI should get (tests that drive a child themselves). */
+export function cliEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/tmp", HAPOPS_CONFIG: NEUTRAL_CONFIG };
+}
+
 /** Run the built CLI as a child process, with a clean environment unless told otherwise. */
 export function hapops(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/tmp" };
-  for (const [k, v] of Object.entries(opts.env ?? {})) if (v !== undefined) env[k] = v;
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: "/tmp",
+    HAPOPS_CONFIG: NEUTRAL_CONFIG,
+  };
+  // A key given as undefined removes the default (to test the lookup itself).
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
   const spawnOpts: SpawnOptions = { env, stdio: ["ignore", "pipe", "pipe"] };
   if (opts.uid !== undefined) spawnOpts.uid = opts.uid;
   if (opts.gid !== undefined) spawnOpts.gid = opts.gid;

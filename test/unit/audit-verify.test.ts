@@ -75,7 +75,7 @@ describe("verifyLines: edits", () => {
   it("a change of a single byte (whitespace) counts as an edit: the chain covers exact bytes", () => {
     const lines = chain(3);
     lines[1] = lines[1]!.replace('{"v":1,', '{"v":1, ');
-    expect(JSON.parse(lines[1]!)).toEqual(JSON.parse(chain(3)[1]!));
+    expect(JSON.parse(lines[1])).toEqual(JSON.parse(chain(3)[1]!));
     expect(broken(verifyLines(lines))).toMatchObject({ line: 2, problem: "edited" });
   });
 

@@ -93,7 +93,7 @@ function describe(state: SandboxState): string {
     `  HTTPS            ${state.https}  (certificates for example.com and other.org)`,
     ``,
     `Try:   hapops -s ${state.socket} servers`,
-    `       export HAPOPS_SOCKET=${state.socket}`,
+    `       export HAPOPS_CONFIG=${join(state.dir, "hapops.yaml")}   # this socket, audit log in ${state.dir}`,
     `Stop:  hapops sandbox stop${state.dir === resolve(defaultDir()) ? "" : ` --dir ${state.dir}`}`,
     ``,
   ].join("\n");
@@ -134,6 +134,12 @@ async function runForeground(
     config: lab.configPath,
     startedAt: new Date().toISOString(),
   };
+  // A config for trying changes: this sandbox's socket, and an audit log beside it.
+  await writeFile(
+    join(dir, "hapops.yaml"),
+    `socket: ${lab.sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\n`,
+    { mode: 0o600 },
+  );
   await writeFile(stateFile(dir), JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });
   if (interactive) {
     io.out(

@@ -1,0 +1,418 @@
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AuditLog, processStart, type RecordInput } from "../../src/audit/log.js";
+import { GENESIS, hashLine, type AuditRecord } from "../../src/audit/record.js";
+import { verifyLines } from "../../src/audit/verify.js";
+import { AuditError, ExitCode } from "../../src/errors.js";
+
+let dir: string;
+let logPath: string;
+const opened: AuditLog[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "hapops-audit-"));
+  logPath = join(dir, "audit.jsonl");
+});
+
+afterEach(() => {
+  for (const log of opened.splice(0)) {
+    try {
+      log.close();
+    } catch {
+      // already closed by the test
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function open(opts: Partial<Parameters<typeof AuditLog.open>[0]> = {}): AuditLog {
+  const log = AuditLog.open({ path: logPath, ...opts });
+  opened.push(log);
+  return log;
+}
+
+function input(over: Partial<RecordInput> = {}): RecordInput {
+  return {
+    opId: "op-1",
+    step: 1,
+    phase: "intent",
+    operator: "alice",
+    uid: 1001,
+    sudo: false,
+    loginuid: 1001,
+    tty: "/dev/pts/1",
+    host: hostname(),
+    pid: process.pid,
+    pidStart: processStart("self") ?? null,
+    target: "unix:/run/haproxy/admin.sock",
+    op: "drain",
+    args: ["be_app/app1"],
+    reason: "kernel upgrade",
+    dryRun: false,
+    force: false,
+    commands: ["set server be_app/app1 state drain"],
+    outcome: null,
+    error: null,
+    ...over,
+  };
+}
+
+/** The lines of the log file, the way `hapops audit verify` reads them. */
+function fileLines(path = logPath): string[] {
+  const text = readFileSync(path, "utf8");
+  const body = text.endsWith("\n") ? text.slice(0, -1) : text;
+  return body.length === 0 ? [] : body.split("\n");
+}
+
+function records(): AuditRecord[] {
+  return fileLines().map((l) => JSON.parse(l) as AuditRecord);
+}
+
+function mode(path: string): number {
+  return statSync(path).mode & 0o777;
+}
+
+/** A pid with no process behind it (999999 unless the machine allows and uses such pids). */
+function deadPid(): number {
+  let pid = 999_999;
+  while (existsSync(`/proc/${pid}`)) pid++;
+  return pid;
+}
+
+function auditError(fn: () => unknown): AuditError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(AuditError);
+    return e as AuditError;
+  }
+  throw new Error("expected AuditError to be thrown");
+}
+
+describe("AuditLog.open", () => {
+  it("creates the log file with mode 0600", () => {
+    open();
+    expect(existsSync(logPath)).toBe(true);
+    expect(mode(logPath)).toBe(0o600);
+    expect(readFileSync(logPath, "utf8")).toBe("");
+  });
+
+  it("tightens an existing world-readable log to 0600 and keeps its content", () => {
+    writeFileSync(logPath, '{"seq":1}\n');
+    chmodSync(logPath, 0o644);
+    open();
+    expect(mode(logPath)).toBe(0o600);
+    expect(readFileSync(logPath, "utf8")).toBe('{"seq":1}\n');
+  });
+
+  it("with a group, makes the log 0640 and owned by that group", () => {
+    const gid = process.getgid!();
+    open({ group: { name: "hapops-readers", gid } });
+    expect(mode(logPath)).toBe(0o640);
+    expect(statSync(logPath).gid).toBe(gid);
+  });
+
+  it("refuses a missing directory with an AuditError (exit 5) that says so", () => {
+    logPath = join(dir, "missing", "audit.jsonl");
+    const e = auditError(() => open());
+    expect(e.exitCode).toBe(ExitCode.audit);
+    expect(e.exitCode).toBe(5);
+    expect(e.code).toBe("AUDIT_UNAVAILABLE");
+    expect(e.message).toContain(logPath);
+    expect(e.message).toContain("the directory does not exist");
+    expect(e.message).toContain("nothing was sent");
+    expect(existsSync(join(dir, "missing"))).toBe(false);
+  });
+
+  it("with createDir, creates the missing directories (0700) and the log", () => {
+    const sub = join(dir, "state", "hapops");
+    logPath = join(sub, "audit.jsonl");
+    open({ createDir: true });
+    expect(statSync(sub).isDirectory()).toBe(true);
+    expect(mode(sub)).toBe(0o700);
+    expect(mode(logPath)).toBe(0o600);
+  });
+
+  it("refuses a log path that is a symbolic link and leaves its target alone", () => {
+    const target = join(dir, "elsewhere");
+    writeFileSync(target, "precious\n");
+    chmodSync(target, 0o644);
+    symlinkSync(target, logPath);
+    const e = auditError(() => open());
+    expect(e.exitCode).toBe(5);
+    expect(e.message).toContain("symbolic link");
+    expect(readFileSync(target, "utf8")).toBe("precious\n");
+    expect(mode(target)).toBe(0o644);
+  });
+
+  it("refuses a dangling symbolic link without creating its target", () => {
+    const target = join(dir, "created-by-follow");
+    symlinkSync(target, logPath);
+    auditError(() => open());
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it("refuses a log path that is a directory", () => {
+    mkdirSync(logPath);
+    expect(auditError(() => open()).message).toContain("it is a directory");
+  });
+
+  it("refuses a directory that is a file", () => {
+    writeFileSync(join(dir, "file"), "");
+    logPath = join(dir, "file", "audit.jsonl");
+    expect(auditError(() => open()).exitCode).toBe(5);
+  });
+});
+
+describe("AuditLog.append", () => {
+  it("writes records with v 1, seq from 1, a timestamp and a chained prev", async () => {
+    const log = open();
+    const before = Date.now();
+    const written = await log.append([
+      input({ phase: "intent" }),
+      input({ phase: "result", outcome: "ok" }),
+      input({ opId: "op-2", phase: "intent", commands: ["set weight be_app/app1 0"] }),
+    ]);
+    const onDisk = records();
+    expect(onDisk).toEqual(written);
+    expect(onDisk.map((r) => [r.v, r.seq])).toEqual([
+      [1, 1],
+      [1, 2],
+      [1, 3],
+    ]);
+    for (const r of onDisk) {
+      expect(r.ts).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(Date.parse(r.ts)).toBeGreaterThanOrEqual(before - 1000);
+    }
+    const lines = fileLines();
+    expect(onDisk[0]!.prev).toBe(GENESIS);
+    expect(onDisk[1]!.prev).toBe(hashLine(lines[0]!));
+    expect(onDisk[2]!.prev).toBe(hashLine(lines[1]!));
+    expect(verifyLines(lines)).toEqual({ ok: true, records: 3 });
+  });
+
+  it("keeps the caller's fields as given", async () => {
+    const log = open();
+    const given = input({ sudo: true, reason: null, tty: null, force: true, dryRun: true });
+    const [r] = await log.append([given]);
+    expect(r).toMatchObject(given);
+    expect(records()[0]).toMatchObject(given);
+  });
+
+  it("writes one line per record, each ending in a newline", async () => {
+    await open().append([input(), input({ phase: "result", outcome: "ok" })]);
+    const text = readFileSync(logPath, "utf8");
+    expect(text.endsWith("}\n")).toBe(true);
+    expect(text.split("\n")).toHaveLength(3);
+  });
+
+  it("continues the chain across appends and across opens", async () => {
+    await open().append([input()]);
+    await open().append([input({ phase: "result", outcome: "ok" })]);
+    const again = open();
+    await again.append([input({ opId: "op-2" })]);
+    expect(records().map((r) => r.seq)).toEqual([1, 2, 3]);
+    expect(verifyLines(fileLines())).toEqual({ ok: true, records: 3 });
+  });
+
+  it("an append of nothing writes nothing", async () => {
+    expect(await open().append([])).toEqual([]);
+    expect(readFileSync(logPath, "utf8")).toBe("");
+  });
+
+  it("20 concurrent appends from 20 separate logs leave 20 lines and a valid chain", async () => {
+    const logs = Array.from({ length: 20 }, () => open());
+    await Promise.all(logs.map((log, i) => log.append([input({ opId: `op-${i}` })])));
+    const lines = fileLines();
+    expect(lines).toHaveLength(20);
+    expect(verifyLines(lines)).toEqual({ ok: true, records: 20 });
+    expect(new Set(records().map((r) => r.opId)).size).toBe(20);
+    expect(existsSync(`${logPath}.lock`)).toBe(false);
+  });
+
+  it("concurrent multi-record appends are not interleaved", async () => {
+    const logs = Array.from({ length: 5 }, () => open());
+    await Promise.all(
+      logs.map((log, i) =>
+        log.append([
+          input({ opId: `op-${i}`, phase: "intent" }),
+          input({ opId: `op-${i}`, phase: "result", outcome: "ok" }),
+        ]),
+      ),
+    );
+    const rs = records();
+    expect(verifyLines(fileLines())).toEqual({ ok: true, records: 10 });
+    for (let i = 0; i < rs.length; i += 2) {
+      expect(rs[i + 1]!.opId).toBe(rs[i]!.opId);
+      expect([rs[i]!.phase, rs[i + 1]!.phase]).toEqual(["intent", "result"]);
+    }
+  });
+
+  it("refuses to append after a last line that is not JSON, and writes nothing", async () => {
+    const log = open();
+    await log.append([input()]);
+    writeFileSync(logPath, readFileSync(logPath, "utf8") + "garbage\n");
+    const before = readFileSync(logPath, "utf8");
+    const err = await log.append([input({ opId: "op-2" })]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuditError);
+    expect((err as AuditError).exitCode).toBe(5);
+    expect((err as AuditError).message).toContain("last line is not a record");
+    expect(readFileSync(logPath, "utf8")).toBe(before);
+    expect(existsSync(`${logPath}.lock`)).toBe(false);
+  });
+
+  it("refuses to append after a half-written last line", async () => {
+    writeFileSync(logPath, '{"v":1,"seq":1,"op":"dr');
+    const log = open();
+    await expect(log.append([input()])).rejects.toBeInstanceOf(AuditError);
+    expect(readFileSync(logPath, "utf8")).toBe('{"v":1,"seq":1,"op":"dr');
+  });
+
+  // BUG (src/audit/log.ts, appendLocked): the last line is only checked to be JSON. A JSON line
+  // without a numeric seq (`{}`, `"x"`, `{"seq":"7"}`) gives seq NaN (or "71" by string
+  // concatenation), and the new record is written with "seq":null / "seq":"71" — a record that
+  // `audit verify` then calls malformed, written by hapops itself. It should refuse like a
+  // non-JSON last line does.
+  it.todo("refuses to append after a last line that is JSON but has no numeric seq");
+  // Intended assertion, today appends a record with "seq":null:
+  //   writeFileSync(logPath, "{}\n"); await expect(open().append([input()])).rejects.toBeInstanceOf(AuditError);
+
+  // QUESTIONABLE (src/audit/log.ts, appendLocked): a log whose last record lacks its final
+  // newline (an editor that strips it, a hand repair) gets the next record glued onto the same
+  // line (`{...}{...}\n`), silently breaking the chain for every later record.
+  it.todo("refuses (or starts a new line) when the last record has no trailing newline");
+  // Intended assertion, today writes `{...seq 1...}{...seq 2...}` on one line:
+  //   await open().append([input()]); truncate the final "\n";
+  //   await open().append([input()]); expect(verifyLines(fileLines()).ok).toBe(true)
+});
+
+describe("AuditLog.closeOrphans", () => {
+  /** What the run that finds the orphans fills in: its own identity, not the dead run's. */
+  const base = (): Parameters<AuditLog["closeOrphans"]>[0] => ({
+    operator: "root",
+    uid: 0,
+    sudo: false,
+    loginuid: null,
+    tty: null,
+    host: hostname(),
+    pid: process.pid,
+    pidStart: processStart("self") ?? null,
+    target: "unix:/run/haproxy/admin.sock",
+    op: "drain",
+    args: [],
+    reason: null,
+    dryRun: false,
+    force: false,
+  });
+
+  it("closes an intent whose process is gone with an outcome-unknown record", async () => {
+    const log = open();
+    const pid = deadPid();
+    const [intent] = await log.append([
+      input({ opId: "op-dead", step: 2, pid, pidStart: null, commands: ["disable server b/s"] }),
+    ]);
+    const closed = await log.closeOrphans(base());
+    expect(closed).toHaveLength(1);
+    const r = closed[0]!;
+    expect(r).toMatchObject({
+      phase: "outcome-unknown",
+      outcome: "unknown",
+      intentSeq: intent!.seq,
+      opId: "op-dead",
+      step: 2,
+      commands: ["disable server b/s"],
+      seq: 2,
+      operator: "root",
+    });
+    expect(r.error?.code).toBe("OUTCOME_UNKNOWN");
+    expect(r.error?.message).toContain(`run ${pid} by alice`);
+    expect(r.error?.message).toContain(`seq ${intent!.seq}`);
+    expect(records()).toEqual([intent, r]);
+    expect(verifyLines(fileLines())).toEqual({ ok: true, records: 2 });
+  });
+
+  it("closes an orphan only once", async () => {
+    const log = open();
+    await log.append([input({ pid: deadPid(), pidStart: null })]);
+    expect(await log.closeOrphans(base())).toHaveLength(1);
+    expect(await log.closeOrphans(base())).toEqual([]);
+    expect(fileLines()).toHaveLength(2);
+  });
+
+  it("does not close an intent whose process is still running", async () => {
+    const log = open();
+    const start = processStart("self");
+    expect(start).toBeDefined();
+    await log.append([input({ pid: process.pid, pidStart: start ?? null })]);
+    expect(await log.closeOrphans(base())).toEqual([]);
+    expect(fileLines()).toHaveLength(1);
+  });
+
+  it("closes an intent whose pid was reused by another process (start time differs)", async () => {
+    const log = open();
+    await log.append([input({ pid: process.pid, pidStart: processStart("self")! + 1 })]);
+    expect(await log.closeOrphans(base())).toHaveLength(1);
+  });
+
+  it("does not close an intent that already has its result (same opId and step)", async () => {
+    const log = open();
+    const pid = deadPid();
+    await log.append([
+      input({ opId: "op-a", step: 1, pid, pidStart: null }),
+      input({ opId: "op-a", step: 1, pid, pidStart: null, phase: "result", outcome: "ok" }),
+    ]);
+    expect(await log.closeOrphans(base())).toEqual([]);
+    expect(fileLines()).toHaveLength(2);
+  });
+
+  it("closes the step that has no result, not the one that does", async () => {
+    const log = open();
+    const pid = deadPid();
+    await log.append([
+      input({ opId: "op-r", step: 1, pid, pidStart: null }),
+      input({ opId: "op-r", step: 1, pid, pidStart: null, phase: "result", outcome: "ok" }),
+      input({ opId: "op-r", step: 2, pid, pidStart: null }),
+      input({ opId: "op-other", step: 2, pid, pidStart: null, phase: "result", outcome: "ok" }),
+    ]);
+    const closed = await log.closeOrphans(base());
+    expect(closed.map((r) => [r.opId, r.step, r.intentSeq])).toEqual([["op-r", 2, 3]]);
+  });
+
+  it("does not touch intents from another host", async () => {
+    const log = open();
+    await log.append([input({ host: `not-${hostname()}`, pid: deadPid(), pidStart: null })]);
+    expect(await log.closeOrphans(base())).toEqual([]);
+    expect(fileLines()).toHaveLength(1);
+  });
+
+  it("does nothing on an empty log", async () => {
+    expect(await open().closeOrphans(base())).toEqual([]);
+    expect(readFileSync(logPath, "utf8")).toBe("");
+  });
+});
+
+describe("processStart", () => {
+  it("gives this process's start time as a number of clock ticks", () => {
+    const self = processStart("self");
+    expect(typeof self).toBe("number");
+    expect(Number.isInteger(self)).toBe(true);
+    expect(self).toBeGreaterThanOrEqual(0);
+    expect(processStart(process.pid)).toBe(self);
+  });
+
+  it("gives undefined for a pid with no process", () => {
+    expect(processStart(deadPid())).toBeUndefined();
+  });
+});
