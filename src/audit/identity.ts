@@ -109,6 +109,8 @@ export const systemProbe = (env: NodeJS.ProcessEnv): IdentityProbe => ({
  * process. sudo runs the command as its child; root can set SUDO_* by hand, which must not let
  * it act in someone else's name. Cheap: no passwd lookups.
  */
+// `sudo -u <someone else> hapops` is not "under sudo" here: the sudoers rule setup installs
+// allows running as root only, and a run as another user is that user's own run.
 export function isUnderSudo(probe: IdentityProbe): boolean {
   const { SUDO_USER, SUDO_UID } = probe.env;
   return (

@@ -192,13 +192,17 @@ export class AuditLog {
     const last = this.lastLine();
     let seq = 1;
     if (last !== undefined) {
+      let lastSeq: unknown;
       try {
-        seq = (JSON.parse(last) as { seq: number }).seq + 1;
+        lastSeq = (JSON.parse(last) as { seq?: unknown }).seq;
       } catch {
-        throw new AuditError(
-          `audit log ${this.path}: its last line is not a record; run hapops audit verify and repair it before making changes`,
-        );
+        lastSeq = undefined;
       }
+      if (typeof lastSeq !== "number" || !Number.isInteger(lastSeq))
+        throw new AuditError(
+          `audit log ${this.path}: its last line is not a complete record; run hapops audit verify and repair it before making changes`,
+        );
+      seq = lastSeq + 1;
     }
     const record: AuditRecord = {
       v: 1,
@@ -225,8 +229,26 @@ export class AuditLog {
     return record;
   }
 
-  /** The last line without its newline, or undefined for an empty log. */
+  /**
+   * The last line without its newline, or undefined for an empty log. A log that does not end
+   * in a newline (a crash mid-write elsewhere, a hand edit) would get the next record glued to
+   * its last line, so it is refused.
+   */
   private lastLine(): string | undefined {
+    const size = fstatSync(this.fd).size;
+    if (size > 0) {
+      const rfd = openSync(this.path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      const byte = Buffer.alloc(1);
+      try {
+        readSync(rfd, byte, 0, 1, size - 1);
+      } finally {
+        closeSync(rfd);
+      }
+      if (byte[0] !== 0x0a)
+        throw new AuditError(
+          `audit log ${this.path}: its last line is not a complete record (no final newline); run hapops audit verify and repair it before making changes`,
+        );
+    }
     const lines = this.tailLines(64 * 1024, true);
     return lines[lines.length - 1];
   }

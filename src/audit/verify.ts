@@ -59,6 +59,14 @@ export function verifyLines(lines: readonly string[]): VerifyResult {
     }
     const j = lineOfSeq.get(rec.seq);
     if (j !== undefined) {
+      // The next line chains past this one: this line is the one slipped in.
+      const next = i + 1 < lines.length ? parse(lines[i + 1]!) : undefined;
+      if (next && next.seq === prevSeq + 1 && next.prev === expectedPrev)
+        return broken(
+          n,
+          "inserted",
+          `line ${n} was inserted: it repeats seq ${rec.seq} (line ${j + 1}), and line ${n + 1} chains from line ${i}`,
+        );
       // This line chains from the line before j: the lines from j to i-1 were slipped in.
       if (rec.prev === (j === 0 ? GENESIS : hashes[j - 1]))
         return broken(

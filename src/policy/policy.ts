@@ -43,7 +43,8 @@ function patternMatches(pattern: string, server: string): boolean {
 
 export function decide(policy: Policy | undefined, req: PolicyRequest): PolicyDecision {
   if (policy === undefined) return { allowed: true, rule: "no policy configured" };
-  const mine = req.groups.filter((g) => policy[g] !== undefined);
+  // Own keys only: a unix group called "constructor" must not find Object.prototype's.
+  const mine = req.groups.filter((g) => Object.hasOwn(policy, g));
   if (mine.length === 0)
     return {
       allowed: false,

@@ -31,8 +31,29 @@ function readTlsFile(what: string, path: string | undefined): Buffer | undefined
   }
 }
 
-/** Open a byte stream to the runtime API. This is the only place hapops touches sockets. */
+/**
+ * Open a byte stream to the runtime API. This is the only place hapops touches sockets.
+ * A unix socket whose listen backlog is full answers EAGAIN (HAProxy serves `stats maxconn`
+ * sessions at once, 10 by default): that is "busy", not "down", so it is retried until the
+ * connect timeout.
+ */
 export async function connect(target: Target, opts: ConnectOptions): Promise<Socket> {
+  const deadline = Date.now() + opts.connectTimeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectOnce(target, {
+        ...opts,
+        connectTimeoutMs: Math.max(1, deadline - Date.now()),
+      });
+    } catch (e) {
+      const busy = e instanceof SocketError && e.details["errno"] === "EAGAIN";
+      if (!busy || Date.now() + 10 >= deadline) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(10 * attempt, 100)));
+    }
+  }
+}
+
+async function connectOnce(target: Target, opts: ConnectOptions): Promise<Socket> {
   const where = formatTarget(target);
   if (target.kind === "tcp" && !isLoopbackHost(target.host) && !opts.insecureTcp) {
     throw new GuardError(
@@ -115,6 +136,13 @@ export function describeConnectError(target: Target, err: NodeJS.ErrnoException)
       return new SocketError(
         "SOCKET_PERMISSION",
         `permission denied opening ${where}: run hapops through the sudo wrapper (sudo hapops ...) instead of reaching the socket directly`,
+        details,
+        { cause: err },
+      );
+    case "EAGAIN":
+      return new SocketError(
+        "CONNECT_FAILED",
+        `${where} is not accepting connections right now (its backlog is full: HAProxy is busy, or more clients than \`stats maxconn\` allows); try again`,
         details,
         { cause: err },
       );

@@ -268,7 +268,7 @@ describe("AuditLog.append", () => {
     const err = await log.append([input({ opId: "op-2" })]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuditError);
     expect((err as AuditError).exitCode).toBe(5);
-    expect((err as AuditError).message).toContain("last line is not a record");
+    expect((err as AuditError).message).toContain("last line is not a complete record");
     expect(readFileSync(logPath, "utf8")).toBe(before);
     expect(existsSync(`${logPath}.lock`)).toBe(false);
   });
@@ -280,22 +280,29 @@ describe("AuditLog.append", () => {
     expect(readFileSync(logPath, "utf8")).toBe('{"v":1,"seq":1,"op":"dr');
   });
 
-  // BUG (src/audit/log.ts, appendLocked): the last line is only checked to be JSON. A JSON line
-  // without a numeric seq (`{}`, `"x"`, `{"seq":"7"}`) gives seq NaN (or "71" by string
-  // concatenation), and the new record is written with "seq":null / "seq":"71" — a record that
-  // `audit verify` then calls malformed, written by hapops itself. It should refuse like a
-  // non-JSON last line does.
-  it.todo("refuses to append after a last line that is JSON but has no numeric seq");
-  // Intended assertion, today appends a record with "seq":null:
-  //   writeFileSync(logPath, "{}\n"); await expect(open().append([input()])).rejects.toBeInstanceOf(AuditError);
+  it.each(["{}", '"x"', '{"seq":"7"}'])(
+    "refuses to append after a last line that is JSON but has no numeric seq (%s)",
+    async (last) => {
+      writeFileSync(logPath, `${last}\n`);
+      const err = await open()
+        .append([input()])
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuditError);
+      expect(readFileSync(logPath, "utf8")).toBe(`${last}\n`);
+    },
+  );
 
-  // QUESTIONABLE (src/audit/log.ts, appendLocked): a log whose last record lacks its final
-  // newline (an editor that strips it, a hand repair) gets the next record glued onto the same
-  // line (`{...}{...}\n`), silently breaking the chain for every later record.
-  it.todo("refuses (or starts a new line) when the last record has no trailing newline");
-  // Intended assertion, today writes `{...seq 1...}{...seq 2...}` on one line:
-  //   await open().append([input()]); truncate the final "\n";
-  //   await open().append([input()]); expect(verifyLines(fileLines()).ok).toBe(true)
+  it("refuses when the last record has no final newline, instead of gluing a record to it", async () => {
+    await open().append([input()]);
+    const whole = readFileSync(logPath, "utf8");
+    writeFileSync(logPath, whole.replace(/\n$/, ""));
+    const err = await open()
+      .append([input({ opId: "op-2" })])
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuditError);
+    expect((err as AuditError).message).toContain("no final newline");
+    expect(readFileSync(logPath, "utf8")).toBe(whole.replace(/\n$/, ""));
+  });
 });
 
 describe("AuditLog.closeOrphans", () => {

@@ -72,7 +72,7 @@ describe("verifyLines: edits", () => {
     expect(r.detail).toContain("start of the chain");
   });
 
-  it("a change of a single byte (whitespace) counts as an edit: the chain covers exact bytes", () => {
+  it("counts one added space as an edit: the chain covers exact bytes", () => {
     const lines = chain(3);
     lines[1] = lines[1]!.replace('{"v":1,', '{"v":1, ');
     expect(JSON.parse(lines[1])).toEqual(JSON.parse(chain(3)[1]!));
@@ -119,7 +119,7 @@ describe("verifyLines: deletions", () => {
 });
 
 describe("verifyLines: insertions", () => {
-  it("reports a duplicate inserted right after its original as inserted (the two are identical)", () => {
+  it("reports a duplicate placed right after its original as inserted", () => {
     const lines = chain(6);
     lines.splice(3, 0, lines[2]!); // line 3 repeated as line 4
     const r = broken(verifyLines(lines));
@@ -128,15 +128,11 @@ describe("verifyLines: insertions", () => {
     expect([3, 4]).toContain(r.line);
   });
 
-  // BUG (src/audit/verify.ts): a copy of line 2 slipped in after line 5 is reported as
-  // "line 2 was inserted", although line 2 is genuine and it is line 6 that was added (line 7
-  // still chains from line 5). On a repeated seq the code assumes the lines between the first
-  // use and the repeat were slipped in, without checking whether the *next* line chains past the
-  // repeat instead.
-  it.todo("names a duplicate inserted far from its original (line 6), not the original (line 2)");
-  // Intended assertion, fails today with { line: 2 }:
-  //   const lines = chain(8); lines.splice(5, 0, lines[1]!);
-  //   expect(verifyLines(lines)).toMatchObject({ ok: false, line: 6, problem: "inserted" });
+  it("names a duplicate inserted far from its original (line 6), not the original (line 2)", () => {
+    const lines = chain(8);
+    lines.splice(5, 0, lines[1]!);
+    expect(verifyLines(lines)).toMatchObject({ ok: false, line: 6, problem: "inserted" });
+  });
 
   it("reports a fabricated line with a plausible seq and prev as inserted, naming it", () => {
     const lines = chain(6);
@@ -149,14 +145,11 @@ describe("verifyLines: insertions", () => {
     expect(r.detail).toContain("line 5 (seq 4) chains from line 3");
   });
 
-  // BUG, same root cause: a forged line that reuses the seq of the genuine line before it and
-  // chains from the same place (seq 3, prev = hash of line 2, placed after line 3) is reported as
-  // "line 3 was inserted" — the genuine line — while the detail itself says line 5 chains from
-  // line 3, i.e. that line 4 is the extra one.
-  it.todo("names a forged line that repeats the previous seq (line 4), not the genuine line 3");
-  // Intended assertion, fails today with { line: 3 }:
-  //   const lines = chain(6); lines.splice(3, 0, line(3, hashLine(lines[1]!), "disable server x/y"));
-  //   expect(verifyLines(lines)).toMatchObject({ ok: false, line: 4, problem: "inserted" });
+  it("names a forged line that repeats the previous seq (line 4), not the genuine line 3", () => {
+    const lines = chain(6);
+    lines.splice(3, 0, line(3, hashLine(lines[1]!), "disable server x/y"));
+    expect(verifyLines(lines)).toMatchObject({ ok: false, line: 4, problem: "inserted" });
+  });
 
   it("reports a fabricated first line (seq 1, genesis prev) as inserted at line 1", () => {
     const lines = chain(4);
@@ -164,7 +157,7 @@ describe("verifyLines: insertions", () => {
     expect(broken(verifyLines(lines))).toMatchObject({ line: 1, problem: "inserted" });
   });
 
-  it("reports a fabricated line whose prev does not chain (as an edit of the line before it)", () => {
+  it("reports a fabricated line whose prev does not chain as an edit of the line before", () => {
     const lines = chain(5);
     lines.splice(2, 0, line(3, "a".repeat(64), "set weight be_app/app1 0"));
     // Line 3 carries the right seq but a wrong prev. Without looking ahead this reads the same

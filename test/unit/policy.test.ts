@@ -57,12 +57,16 @@ describe("decide: group membership", () => {
     expect(decide(policy, req({ groups: ["ops-team", "OPS"] })).allowed).toBe(false);
   });
 
-  // BUG (src/policy/policy.ts, decide): membership is tested with `policy[g] !== undefined` on a
-  // plain object, so a Unix group named like an Object.prototype member ("constructor",
-  // "toString", "valueOf", "hasOwnProperty") is taken for a policy group; `rule.allow.some` then
-  // throws a TypeError (an internal crash, exit 1) instead of a PolicyError refusal (exit 3).
-  // Object.hasOwn(policy, g) would fix it.
-  it.todo("refuses (does not crash on) an operator whose Unix group is named 'constructor'");
+  it.each(["constructor", "toString", "hasOwnProperty"])(
+    "refuses (does not crash on) an operator whose unix group is named %s",
+    (group) => {
+      const d = decide(
+        { ops: { allow: ["*"] } },
+        { operator: "eve", groups: [group], op: "drain", readOnly: false },
+      );
+      expect(d.allowed).toBe(false);
+    },
+  );
   // Intended assertion, throws TypeError today:
   //   expect(decide(policy, req({ groups: ["constructor"] })).allowed).toBe(false);
 });
