@@ -204,6 +204,7 @@ describe("resolveIdentity under sudo", () => {
     guardError(() => resolveIdentity(sudoBy("alice", " 1001")));
     guardError(() => resolveIdentity(sudoBy("alice", "01001")));
   });
+});
 
 describe("loginuid and tty", () => {
   it("are carried through without sudo", () => {
