@@ -71,6 +71,11 @@ async function startHaproxy(dir, cfg) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), "hapops-bench-"));
+// Changes are audited (an fsynced intent and result per run), as in production: give every
+// run a config with an audit log here, and keep /etc/hapops out of the measurement.
+const CONFIG = join(dir, "hapops.yaml");
+writeFileSync(CONFIG, `audit:\n  path: ${join(dir, "audit.jsonl")}\n`);
+process.env.HAPOPS_CONFIG = CONFIG;
 const children = [];
 try {
   console.log(`hapops bench (${RUNS} runs each, median wall time)\n`);
