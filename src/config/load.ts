@@ -20,7 +20,10 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
     throw new ConfigError(`cannot read config ${path}: ${why}`, { path });
   }
   // js-yaml rather than yaml: half the start-up cost on every command (measured in bench/).
-  const [{ load }, { configSchema }] = await Promise.all([import("js-yaml"), import("./schema.js")]);
+  const [{ load }, { configSchema }] = await Promise.all([
+    import("js-yaml"),
+    import("./schema.js"),
+  ]);
   let data: unknown;
   try {
     data = load(text) ?? {};
