@@ -153,3 +153,13 @@ export class PolicyError extends HapopsError {
   readonly code = "POLICY";
   readonly exitCode = ExitCode.guard;
 }
+
+/**
+ * A result that is not an error but must set the exit code (certs --expiring finds certificates
+ * inside the window): the output is already printed, so nothing more is said.
+ */
+export class ResultExit extends HapopsError {
+  readonly code = "RESULT";
+  readonly exitCode = ExitCode.refusedOrUnverified;
+  readonly silent = true;
+}

@@ -91,9 +91,16 @@ export class Journal {
   }
 
   /** Before sending: on disk and synced when this resolves. Returns the step number. */
-  async intent(commands: readonly string[]): Promise<number> {
+  async intent(commands: readonly string[], detail?: Record<string, unknown>): Promise<number> {
     const step = ++this.steps;
-    await this.write({ step, phase: "intent", commands, outcome: null, error: null });
+    await this.write({
+      step,
+      phase: "intent",
+      commands,
+      outcome: null,
+      error: null,
+      ...(detail ? { detail } : {}),
+    });
     this.open.add(step);
     return step;
   }
@@ -103,16 +110,36 @@ export class Journal {
     outcome: Outcome,
     commands: readonly string[],
     error?: HapopsError,
+    detail?: Record<string, unknown>,
   ): Promise<void> {
-    await this.write({ step, phase: "result", commands, outcome, error: errorField(error) });
+    await this.write({
+      step,
+      phase: "result",
+      commands,
+      outcome,
+      error: errorField(error),
+      ...(detail ? { detail } : {}),
+    });
     this.open.delete(step);
     if (outcome === "refused" || outcome === "failed") this.settled = true;
   }
 
   /** A step that sends nothing: a dry run, a no-op, a refusal. */
-  async single(outcome: Outcome, commands: readonly string[], error?: HapopsError): Promise<void> {
+  async single(
+    outcome: Outcome,
+    commands: readonly string[],
+    error?: HapopsError,
+    detail?: Record<string, unknown>,
+  ): Promise<void> {
     const step = ++this.steps;
-    await this.write({ step, phase: "result", commands, outcome, error: errorField(error) });
+    await this.write({
+      step,
+      phase: "result",
+      commands,
+      outcome,
+      error: errorField(error),
+      ...(detail ? { detail } : {}),
+    });
     if (outcome === "refused" || outcome === "failed") this.settled = true;
   }
 

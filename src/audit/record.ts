@@ -38,6 +38,8 @@ export interface AuditRecord {
   readonly commands: readonly string[];
   readonly outcome: Outcome | null;
   readonly error: { readonly code: string; readonly message: string } | null;
+  /** Facts about the change that are not lines sent (certificate serials and fingerprints). */
+  readonly detail?: Readonly<Record<string, unknown>>;
   /** For outcome-unknown: the seq of the intent it closes. */
   readonly intentSeq?: number;
   readonly prev: string;

@@ -126,16 +126,65 @@ export function buildProgram(): Command {
   program
     .command("certs")
     .description("loaded TLS certificates: subject, SANs, expiry, days left (needs operator level)")
+    .option(
+      "--expiring <dur>",
+      "exit 1 if any certificate expires within this window (e.g. 30d), for cron and monitoring",
+    )
     .addHelpText(
       "after",
-      "\nExample:\n  $ hapops certs --json | jq '.certs[] | select(.daysLeft < 30)'\n",
+      "\nExamples:\n  $ hapops certs --json | jq '.certs[] | select(.daysLeft < 30)'\n  $ hapops certs --expiring 30d || page-someone\n",
     )
-    .action(async (_opts: object, cmd: Command) => {
+    .action(async (opts: { expiring?: string }, cmd: Command) => {
       const s = await settingsFor(cmd);
+      const { parseDuration } = await import("../util/duration.js");
+      const windowMs =
+        opts.expiring !== undefined ? parseDuration(opts.expiring, "--expiring") : undefined;
       await guardRead(s, cmd, "certs");
-      const { runCerts, printCerts } = await import("./commands/certs.js");
-      io.out(printCerts(await runCerts(s, new Date()), s));
+      const { runCerts, printCerts, expiringWithin } = await import("./commands/certs.js");
+      const now = new Date();
+      const result = await runCerts(s, now);
+      const expiring = windowMs === undefined ? undefined : expiringWithin(result, now, windowMs);
+      io.out(printCerts(result, { ...s, expiring }));
+      if (expiring && expiring.length > 0) {
+        const { ResultExit } = await import("../errors.js");
+        throw new ResultExit(`${expiring.length} certificate(s) expire within ${opts.expiring}`);
+      }
     });
+
+  program
+    .command("rotate-cert")
+    .description(
+      "replace a loaded certificate without a reload: validate, set, verify, commit (or abort), persist",
+    )
+    .argument(
+      "<domain|file>",
+      "a file HAProxy loaded (show ssl cert), or a domain one of them covers",
+    )
+    .option("--pem <file>", "the new certificate, its chain and key in one PEM file")
+    .option("--cert <file>", "the new certificate (leaf first; may include the chain)")
+    .option("--key <file>", "its private key")
+    .option("--chain <file>", "the intermediate certificates")
+    .option("--certbot-dir <dir>", "a certbot live directory (fullchain.pem + privkey.pem)")
+    .option(
+      "--persist",
+      "after the commit, write the new PEM over the file (previous kept as .bak)",
+    )
+    .option("--no-persist", "do not write the file, even if certs.persist is set")
+    .option("--min-days <n>", "refuse a certificate that expires within n days")
+    .option("--abort-stale", "abort another open certificate transaction first (recorded)")
+    .option(
+      "-n, --dry-run",
+      "run every check and show what would be sent; send nothing that changes state",
+    )
+    .option("--force", "allow the new certificate to drop names the live one covers (recorded)")
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops rotate-cert example.com --certbot-dir /etc/letsencrypt/live/example.com --persist\n  $ hapops rotate-cert /etc/haproxy/certs/api.pem --cert new.crt --key new.key --chain chain.pem -n\n",
+    )
+    .action((target: string, flags: RotateFlags, cmd: Command) =>
+      runRotateCommand(target, flags, cmd),
+    );
 
   addChangeCommands(program);
 
@@ -435,6 +484,85 @@ async function guardRead(s: Settings, cmd: Command, op: string): Promise<void> {
   }
 }
 
+interface RotateFlags {
+  pem?: string;
+  cert?: string;
+  key?: string;
+  chain?: string;
+  certbotDir?: string;
+  persist?: boolean;
+  minDays?: string;
+  abortStale?: boolean;
+  dryRun?: boolean;
+  force?: boolean;
+  reason?: string;
+}
+
+async function runRotateCommand(target: string, flags: RotateFlags, cmd: Command): Promise<void> {
+  const s = await settingsFor(cmd);
+  const { startRun } = await import("./run-context.js");
+  const run = await startRun(
+    s,
+    {
+      op: "rotate-cert",
+      readOnly: false,
+      args: process.argv.slice(2),
+      reason: flags.reason,
+      dryRun: flags.dryRun ?? false,
+      force: flags.force ?? false,
+    },
+    process.env,
+    (m) => io.err(`hapops: ${m}\n`),
+  );
+  try {
+    const { UsageError } = await import("../errors.js");
+    const forms = [
+      flags.pem !== undefined,
+      flags.cert !== undefined || flags.key !== undefined,
+      flags.certbotDir !== undefined,
+    ].filter(Boolean).length;
+    if (forms !== 1)
+      throw new UsageError(
+        "give the new certificate one way: --pem F, --cert F --key F [--chain F], or --certbot-dir D",
+      );
+    if ((flags.cert === undefined) !== (flags.key === undefined))
+      throw new UsageError("--cert and --key go together");
+    if (flags.chain !== undefined && flags.cert === undefined)
+      throw new UsageError("--chain goes with --cert and --key");
+    const minDays = flags.minDays === undefined ? s.certs.minDays : Number(flags.minDays);
+    if (!Number.isInteger(minDays) || minDays < 0)
+      throw new UsageError(`--min-days ${flags.minDays}: a whole number of days`);
+    const source =
+      flags.pem !== undefined
+        ? ({ kind: "pem", pem: flags.pem } as const)
+        : flags.certbotDir !== undefined
+          ? ({ kind: "certbot", dir: flags.certbotDir } as const)
+          : ({ kind: "parts", cert: flags.cert!, key: flags.key!, chain: flags.chain } as const);
+    const { runRotateCert } = await import("./commands/rotate-cert.js");
+    run.authorize([]);
+    await runRotateCert(
+      s,
+      {
+        target,
+        source,
+        persist: flags.persist ?? s.certs.persist,
+        minDays,
+        force: flags.force ?? false,
+        abortStale: flags.abortStale ?? false,
+        dryRun: flags.dryRun ?? false,
+        now: new Date(),
+        journal: run.journal!,
+      },
+      io,
+    );
+  } catch (e) {
+    await run.fail(e);
+    throw e;
+  } finally {
+    run.close();
+  }
+}
+
 /** The one place that turns errors into messages and exit codes. */
 export function reportError(e: unknown, json: boolean): number {
   const err: HapopsError = isHapopsError(e)
@@ -442,6 +570,7 @@ export function reportError(e: unknown, json: boolean): number {
     : new InternalError(
         `internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\nThis is a bug in hapops; please report it with the command you ran.`,
       );
+  if ("silent" in err && err.silent === true) return err.exitCode;
   if (json) {
     io.out(
       JSON.stringify({

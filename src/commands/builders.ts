@@ -133,6 +133,12 @@ export function setSslCert(filename: string, pem: string): RuntimeCommand {
   return { ...build("setSslCert", [file, "<<"]), payload };
 }
 
+/** `commit ssl cert <file>`: apply the open transaction ("Success!" when it worked). */
+export function commitSslCert(filename: string): RuntimeCommand {
+  return build("commitSslCert", [validateFilename("certificate file name", filename)]);
+}
+
+/** `abort ssl cert <file>`: drop the open transaction; the old certificate keeps serving. */
 export function abortSslCert(filename: string): RuntimeCommand {
   return build("abortSslCert", [validateFilename("certificate file name", filename)]);
 }

@@ -52,6 +52,7 @@ export const GRAMMAR = {
     "set server <backend>/<server> weight <0-256>",
   ),
   setSslCert: spec("set ssl cert", "admin", true, "set ssl cert <filename> <<payload"),
+  commitSslCert: spec("commit ssl cert", "admin", true, "commit ssl cert <filename>"),
   abortSslCert: spec("abort ssl cert", "admin", true, "abort ssl cert <filename>"),
 } as const satisfies Record<string, CommandSpec>;
 

@@ -47,6 +47,14 @@ export const configSchema = z.strictObject({
       reads: z.optional(z.boolean()),
     }),
   ),
+  certs: z.optional(
+    z.strictObject({
+      /** rotate-cert writes the new PEM to disk after a successful commit (default false). */
+      persist: z.optional(z.boolean()),
+      /** Refuse a new certificate that expires within this many days (default 7). */
+      minDays: z.optional(z.number().check(z.nonnegative())),
+    }),
+  ),
   policy: z.optional(
     z.strictObject({
       groups: z.record(z.string().check(z.regex(/^[A-Za-z0-9_.-]+$/)), groupRule),

@@ -48,6 +48,7 @@ export interface Settings {
   readonly progress: boolean;
   readonly configPath: string | undefined;
   readonly audit: AuditSettings;
+  readonly certs: { readonly persist: boolean; readonly minDays: number };
   readonly policy: Policy | undefined;
   /** Running through sudo: the config is locked down to the system one. */
   readonly sudo: boolean;
@@ -176,6 +177,7 @@ export async function resolveSettings(
       syslog: file.audit?.syslog,
       reads: file.audit?.reads ?? false,
     },
+    certs: { persist: file.certs?.persist ?? false, minDays: file.certs?.minDays ?? 7 },
     policy: file.policy ? normalisePolicy(file.policy.groups) : undefined,
     sudo: environment.sudo,
   };

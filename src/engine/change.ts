@@ -23,6 +23,7 @@ export interface ChangeSessions {
 export async function openChangeSessions(
   settings: Settings,
   purpose: string,
+  readLevel: "user" | "operator" = "user",
 ): Promise<ChangeSessions> {
   const opened = await Promise.allSettled([
     openSession(settings, purpose),
@@ -37,7 +38,7 @@ export async function openChangeSessions(
     RuntimeSession,
     RuntimeSession,
   ];
-  void read.lowerTo("user").catch(() => undefined);
+  void read.lowerTo(readLevel).catch(() => undefined);
   return {
     read,
     write,

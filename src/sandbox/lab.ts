@@ -72,6 +72,10 @@ export interface Lab {
   readonly httpsPort: number;
   readonly certDir: string;
   readonly backends: ReadonlyMap<string, HttpBackend>;
+  /** The CA that issued every certificate HAProxy loads (tests issue new ones from it). */
+  readonly ca: TestCa;
+  /** A CA nothing trusts. */
+  readonly rogueCa: TestCa;
   readonly pid: number;
   /** HAProxy's output so far, for failure messages. */
   output(): string;
@@ -333,6 +337,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       httpsPort,
       certDir,
       backends,
+      ca,
+      rogueCa,
       pid: proc.pid ?? -1,
       output: () => output,
       stop: stopAll,

@@ -56,8 +56,21 @@ export async function runCerts(settings: Settings, now: Date): Promise<CertsResu
   });
 }
 
-export function printCerts(result: CertsResult, opts: { json: boolean; color: boolean }): string {
-  if (opts.json) return renderJson(result);
+/** Certificates whose notAfter falls within `windowMs` of now (or already passed). */
+export function expiringWithin(result: CertsResult, now: Date, windowMs: number): CertView[] {
+  return result.certs.filter(
+    (c) => c.notAfter !== null && Date.parse(c.notAfter) - now.getTime() < windowMs,
+  );
+}
+
+export function printCerts(
+  result: CertsResult,
+  opts: { json: boolean; color: boolean; expiring?: CertView[] | undefined },
+): string {
+  if (opts.json)
+    return renderJson(
+      opts.expiring ? { ...result, expiring: opts.expiring.map((c) => c.file) } : result,
+    );
   const c = colors(opts.color);
   const rows = result.certs.map((cert) => {
     const days = cert.daysLeft;
@@ -80,6 +93,13 @@ export function printCerts(result: CertsResult, opts: { json: boolean; color: bo
     ];
   });
   let out = renderTable(["FILE", "SUBJECT", "SANS", "NOT AFTER", "DAYS LEFT"], rows);
+  if (opts.expiring)
+    out +=
+      opts.expiring.length === 0
+        ? c.green("no certificate expires within the window\n")
+        : c.red(
+            `${opts.expiring.length} certificate(s) expire within the window: ${opts.expiring.map((x) => x.file).join(", ")}\n`,
+          );
   for (const t of result.openTransactions)
     out += c.yellow(
       `warning: an uncommitted certificate transaction is open for ${t} (abort it with "abort ssl cert ${t}" or finish the rotation)\n`,
