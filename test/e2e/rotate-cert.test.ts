@@ -30,7 +30,7 @@ function files(parts: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, text] of Object.entries(parts)) {
     out[name] = join(dir, name);
-    writeFileSync(out[name]!, text, { mode: 0o600 });
+    writeFileSync(out[name], text, { mode: 0o600 });
   }
   return out;
 }
@@ -370,7 +370,7 @@ describe("rotate-cert", () => {
         ),
       ),
     );
-    const sessions = { read: read!, write: write!, close: async () => undefined };
+    const sessions = { read: read!, write: write!, close: () => Promise.resolve() };
     const err = await applyCertTransaction(
       sessions,
       EXAMPLE(),
