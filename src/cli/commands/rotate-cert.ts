@@ -208,6 +208,10 @@ export async function runRotateCert(
       return;
     }
     if (opts.persist) {
+      if (settings.target.kind !== "unix")
+        throw new UsageError(
+          `--persist writes ${file} on this machine, but HAProxy is reached over ${settings.target.kind}://; run hapops on the HAProxy host to persist, or rotate without --persist`,
+        );
       const disk = diskLeaf(file);
       if (disk.sha1 !== (live.sha1Fingerprint ?? "").toUpperCase())
         throw new GuardError(
