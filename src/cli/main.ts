@@ -188,7 +188,37 @@ export function buildProgram(): Command {
 
   addChangeCommands(program);
 
-  const table = program.command("table").description("stick tables");
+  const table = program.command("table").description("stick tables: show, set, clear");
+  table
+    .command("set")
+    .description("set data on one entry (created if missing), then read it back (needs operator)")
+    .argument("<table>", "table name")
+    .argument("<key>", "entry key (checked against the table's type)")
+    .argument("<data...>", "data.<type>=<value>, e.g. data.gpc0=1")
+    .option("-n, --dry-run", "show the line; send nothing")
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops table set be_app 192.0.2.10 data.gpc0=1 --reason 'block scraper'\n",
+    )
+    .action((t: string, key: string, data: string[], opts: TableFlags, cmd: Command) =>
+      runTableChangeCommand("table set", t, { ...opts, key, data }, cmd),
+    );
+  table
+    .command("clear")
+    .description("remove entries: one key, those matching a filter, or all (asks, or needs --yes)")
+    .argument("<table>", "table name")
+    .option("--key <key>", "only this key")
+    .option("--filter <expr...>", "only entries matching data.<type> <op> <value>")
+    .option("-n, --dry-run", "show the line; send nothing")
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops table clear be_app --key 192.0.2.10\n  $ hapops table clear be_app --filter data.gpc0 gt 0\n  $ hapops table clear be_app --yes\n",
+    )
+    .action((t: string, opts: TableFlags, cmd: Command) =>
+      runTableChangeCommand("table clear", t, opts, cmd),
+    );
   table
     .command("show")
     .description(
@@ -196,23 +226,29 @@ export function buildProgram(): Command {
     )
     .argument("<table>", "table name (usually the backend or frontend that declares it)")
     .option("--key <key>", "only this key (checked against the table's type)")
+    .option(
+      "--filter <expr...>",
+      "only entries matching data.<type> <op> <value> (op: eq ne lt le gt ge)",
+    )
     .addHelpText(
       "after",
       "\nExamples:\n  $ hapops table show be_app\n  $ hapops table show be_app --key 192.0.2.10 --json\n",
     )
-    .action(async (name: string, opts: { key?: string }, cmd: Command) => {
+    .action(async (name: string, opts: { key?: string; filter?: string[] }, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "table show");
       const mod = await import("./commands/table.js");
       if (s.json) {
-        await mod.runTableShow(s, { table: name, key: opts.key }, (e) =>
+        await mod.runTableShow(s, { table: name, key: opts.key, filter: opts.filter }, (e) =>
           io.out(JSON.stringify(mod.entryJson(name, e)) + "\n"),
         );
         return;
       }
       const entries: TableEntry[] = [];
-      const info = await mod.runTableShow(s, { table: name, key: opts.key }, (e) =>
-        entries.push(e),
+      const info = await mod.runTableShow(
+        s,
+        { table: name, key: opts.key, filter: opts.filter },
+        (e) => entries.push(e),
       );
       io.out(mod.printTableEntries(info, entries));
     });
@@ -481,6 +517,73 @@ async function guardRead(s: Settings, cmd: Command, op: string): Promise<void> {
     await run.journal?.single("ok", []);
   } finally {
     run.close();
+  }
+}
+
+interface TableFlags {
+  key?: string;
+  filter?: string[];
+  data?: string[];
+  dryRun?: boolean;
+  reason?: string;
+}
+
+async function runTableChangeCommand(
+  op: "table set" | "table clear",
+  name: string,
+  flags: TableFlags,
+  cmd: Command,
+): Promise<void> {
+  const s = await settingsFor(cmd);
+  const globals = cmd.optsWithGlobals<GlobalFlags & { yes?: boolean }>();
+  const { startRun } = await import("./run-context.js");
+  const run = await startRun(
+    s,
+    {
+      op,
+      readOnly: false,
+      args: process.argv.slice(2),
+      reason: flags.reason,
+      dryRun: flags.dryRun ?? false,
+      force: false,
+    },
+    process.env,
+    (m) => io.err(`hapops: ${m}\n`),
+  );
+  try {
+    const { runTableChange } = await import("./commands/table.js");
+    const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
+    await runTableChange(
+      s,
+      {
+        op,
+        table: name,
+        key: flags.key,
+        filter: flags.filter,
+        data: flags.data,
+        yes: globals.yes ?? false,
+        confirm: interactive ? (q) => ask(q) : undefined,
+        dryRun: flags.dryRun ?? false,
+        journal: run.journal!,
+      },
+      io,
+    );
+  } catch (e) {
+    await run.fail(e);
+    throw e;
+  } finally {
+    run.close();
+  }
+}
+
+/** A yes/no question on the terminal (stderr), default no. */
+async function ask(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
   }
 }
 

@@ -1,7 +1,15 @@
 import { ValidationError } from "../errors.js";
 import { GRAMMAR, type CommandName, type CommandSpec } from "./grammar.js";
 import type { Level } from "./levels.js";
-import { validateFilename, validateName, validateTableKey, type TableKeySpec } from "./validate.js";
+import {
+  validateFilename,
+  validateName,
+  validateTableDataType,
+  validateTableDataValue,
+  validateTableFilterOp,
+  validateTableKey,
+  type TableKeySpec,
+} from "./validate.js";
 
 /**
  * A runtime command ready to send. Only the builders below create these: nothing else in
@@ -77,14 +85,60 @@ export function showTables(): RuntimeCommand {
   return build("showTableList");
 }
 
-/** `show table <table> [key <key>]`; the key is checked against the table's type. */
-export function showTable(
+export interface TableFilter {
+  readonly type: string;
+  readonly op: string;
+  readonly value: string;
+}
+
+/** What `show table` / `clear table` select: everything, one key, or a data filter. */
+export type TableSelection =
+  | { readonly key: { readonly value: string; readonly spec: TableKeySpec } }
+  | { readonly filter: TableFilter }
+  | Record<string, never>;
+
+function selectionArgs(table: string, sel: TableSelection): string[] {
+  if ("key" in sel) return ["key", validateTableKey(table, sel.key.spec, sel.key.value)];
+  if ("filter" in sel) {
+    const f = sel.filter;
+    return [
+      `data.${validateTableDataType(table, f.type)}`,
+      validateTableFilterOp(f.op),
+      validateTableDataValue(f.type, f.value),
+    ];
+  }
+  return [];
+}
+
+/** `show table <table> [key <key> | data.<type> <op> <value>]`. */
+export function showTable(table: string, sel: TableSelection = {}): RuntimeCommand {
+  const name = validateName("table name", table);
+  return build("showTable", [name, ...selectionArgs(name, sel)]);
+}
+
+/** `set table <table> key <key> data.<type> <value>...`, each checked against the table. */
+export function setTable(
   table: string,
-  key?: { value: string; spec: TableKeySpec },
+  key: { value: string; spec: TableKeySpec },
+  data: readonly { type: string; value: string }[],
+  stored?: readonly string[],
 ): RuntimeCommand {
   const name = validateName("table name", table);
-  if (key === undefined) return build("showTable", [name]);
-  return build("showTable", [name, "key", validateTableKey(name, key.spec, key.value)]);
+  if (data.length === 0)
+    throw new ValidationError("set table needs at least one data.<type>=<value>");
+  const args = ["key", validateTableKey(name, key.spec, key.value)];
+  for (const d of data)
+    args.push(
+      `data.${validateTableDataType(name, d.type, stored)}`,
+      validateTableDataValue(d.type, d.value),
+    );
+  return build("setTable", [name, ...args]);
+}
+
+/** `clear table <table> [key <key> | data.<type> <op> <value>]`; without either, every entry. */
+export function clearTable(table: string, sel: TableSelection = {}): RuntimeCommand {
+  const name = validateName("table name", table);
+  return build("clearTable", [name, ...selectionArgs(name, sel)]);
 }
 
 export type ServerAdminState = "ready" | "drain" | "maint";

@@ -37,7 +37,25 @@ export const GRAMMAR = {
   showBackend: spec("show backend", "user", false, "show backend"),
   showSslCert: spec("show ssl cert", "operator", false, "show ssl cert [[*]<filename>]"),
   showTableList: spec("show table", "user", false, "show table"),
-  showTable: spec("show table", "operator", false, "show table <table> [key <key>]"),
+  showTable: spec(
+    "show table",
+    "operator",
+    false,
+    "show table <table> [key <key>|data.<type> <op> <value>]",
+  ),
+  // Measured on 2.6: set/clear table need operator.
+  setTable: spec(
+    "set table",
+    "operator",
+    true,
+    "set table <table> key <key> [data.<type> <value>]*",
+  ),
+  clearTable: spec(
+    "clear table",
+    "operator",
+    true,
+    "clear table <table> [key <key>|data.<type> <op> <value>]",
+  ),
   // Measured on 2.6: `set server ... state|weight` need admin; operator gets "Permission denied".
   setServerState: spec(
     "set server",

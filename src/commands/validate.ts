@@ -123,3 +123,73 @@ export function validateTableKey(table: string, spec: TableKeySpec, key: string)
   }
   return key;
 }
+
+/**
+ * Stick-table data types (configuration.txt, "stick-table" store). Array forms (`gpc`, `gpt`,
+ * `gpc_rate`) are addressed as `gpc(<n>)`-style names by HAProxy 2.6's dump (gpc0, gpc1...).
+ */
+const TABLE_DATA_TYPES = new Set([
+  "server_id",
+  "server_key",
+  "server_name",
+  "gpt0",
+  "gpt",
+  "gpc0",
+  "gpc0_rate",
+  "gpc1",
+  "gpc1_rate",
+  "gpc",
+  "gpc_rate",
+  "conn_cnt",
+  "conn_cur",
+  "conn_rate",
+  "sess_cnt",
+  "sess_rate",
+  "http_req_cnt",
+  "http_req_rate",
+  "http_err_cnt",
+  "http_err_rate",
+  "http_fail_cnt",
+  "http_fail_rate",
+  "bytes_in_cnt",
+  "bytes_in_rate",
+  "bytes_out_cnt",
+  "bytes_out_rate",
+  "glitch_cnt",
+  "glitch_rate",
+]);
+
+export function validateTableDataType(
+  table: string,
+  type: string,
+  stored?: readonly string[],
+): string {
+  if (!TABLE_DATA_TYPES.has(type))
+    throw new ValidationError(
+      `data.${type} is not a stick-table data type (e.g. gpc0, gpt0, conn_cnt, http_req_rate)`,
+    );
+  if (stored !== undefined && stored.length > 0 && !stored.includes(type))
+    throw new ValidationError(
+      `table ${table} does not store ${type} (it stores ${stored.join(", ")})`,
+    );
+  return type;
+}
+
+export function validateTableDataValue(type: string, value: string): string {
+  if (!/^\d{1,19}$/.test(value))
+    throw new ValidationError(
+      `data.${type} value ${JSON.stringify(value)} must be a non-negative whole number`,
+    );
+  return value;
+}
+
+export const TABLE_FILTER_OPS = ["eq", "ne", "le", "ge", "lt", "gt"] as const;
+export type TableFilterOp = (typeof TABLE_FILTER_OPS)[number];
+
+export function validateTableFilterOp(op: string): TableFilterOp {
+  if (!(TABLE_FILTER_OPS as readonly string[]).includes(op))
+    throw new ValidationError(
+      `filter operator ${JSON.stringify(op)} must be one of ${TABLE_FILTER_OPS.join(", ")}`,
+    );
+  return op as TableFilterOp;
+}

@@ -47,6 +47,8 @@ export const configSchema = z.strictObject({
       reads: z.optional(z.boolean()),
     }),
   ),
+  /** HAProxy's own config, read for what the runtime API does not say (stick-table len, store). */
+  haproxyConfig: z.optional(text),
   certs: z.optional(
     z.strictObject({
       /** rotate-cert writes the new PEM to disk after a successful commit (default false). */

@@ -49,6 +49,8 @@ export interface Settings {
   readonly configPath: string | undefined;
   readonly audit: AuditSettings;
   readonly certs: { readonly persist: boolean; readonly minDays: number };
+  /** HAProxy's config file (default /etc/haproxy/haproxy.cfg), read when present. */
+  readonly haproxyConfig: string;
   readonly policy: Policy | undefined;
   /** Running through sudo: the config is locked down to the system one. */
   readonly sudo: boolean;
@@ -178,6 +180,7 @@ export async function resolveSettings(
       reads: file.audit?.reads ?? false,
     },
     certs: { persist: file.certs?.persist ?? false, minDays: file.certs?.minDays ?? 7 },
+    haproxyConfig: file.haproxyConfig ?? "/etc/haproxy/haproxy.cfg",
     policy: file.policy ? normalisePolicy(file.policy.groups) : undefined,
     sudo: environment.sudo,
   };

@@ -63,7 +63,7 @@ export async function checkWriteLevel(
   return {
     level,
     error: new LevelError(
-      `socket ${target} is at level '${level}'; '${opName}' needs '${need}' (on HAProxy 2.6, set server state/weight need admin) — use a socket whose \`stats socket\` line has \`level ${need}\``,
+      `socket ${target} is at level '${level}'; '${opName}' needs '${need}' — use a socket whose \`stats socket\` line has \`level ${need}\``,
       { target, level, needs: need },
     ),
   };

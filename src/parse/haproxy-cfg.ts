@@ -1,0 +1,59 @@
+/**
+ * Stick-table definitions from an HAProxy configuration file: what the runtime API does not say.
+ * `show table` gives a table's key type but not the length of string keys nor the data types it
+ * stores (2.6), and HAProxy silently truncates an over-long string key. Read from the config,
+ * hapops checks both before sending.
+ */
+export interface StickTableDef {
+  readonly name: string;
+  readonly type: string;
+  /** `len` of string and binary keys (HAProxy's default is 32). */
+  readonly len: number | undefined;
+  /** Data types stored (`store gpc0,conn_rate(10s)` gives gpc0, conn_rate). */
+  readonly store: readonly string[];
+}
+
+const SECTION =
+  /^(frontend|backend|listen|peers|defaults|global|resolvers|userlist|program|http-errors|ring|cache|mailers)\b\s*(\S+)?/;
+
+function parseDef(name: string, words: readonly string[]): StickTableDef | undefined {
+  const typeAt = words.indexOf("type");
+  if (typeAt < 0) return undefined;
+  const type = words[typeAt + 1];
+  if (!type) return undefined;
+  const lenAt = words.indexOf("len");
+  const len = lenAt >= 0 ? Number(words[lenAt + 1]) : undefined;
+  const storeAt = words.indexOf("store");
+  const store =
+    storeAt >= 0
+      ? (words[storeAt + 1] ?? "")
+          .split(",")
+          .map((s) => s.replace(/\(.*$/, "").trim())
+          .filter(Boolean)
+      : [];
+  return { name, type, len: len !== undefined && Number.isFinite(len) ? len : undefined, store };
+}
+
+export function parseStickTables(text: string): Map<string, StickTableDef> {
+  const out = new Map<string, StickTableDef>();
+  let section: { kind: string; name: string | undefined } | undefined;
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/(^|\s)#.*$/, "").trim();
+    if (line.length === 0) continue;
+    const m = SECTION.exec(line);
+    if (m && !raw.startsWith(" ") && !raw.startsWith("\t")) {
+      section = { kind: m[1]!, name: m[2] };
+      continue;
+    }
+    const words = line.split(/\s+/);
+    if (words[0] === "stick-table" && section?.name && section.kind !== "defaults") {
+      const def = parseDef(section.name, words.slice(1));
+      if (def) out.set(def.name, def);
+    } else if (words[0] === "table" && section?.kind === "peers" && words[1]) {
+      // In a peers section, `table <name> type ...` declares a table of its own.
+      const def = parseDef(`${section.name}/${words[1]}`, words.slice(2));
+      if (def) out.set(def.name, def);
+    }
+  }
+  return out;
+}
