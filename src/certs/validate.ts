@@ -10,6 +10,8 @@ export interface CertFacts {
   readonly sha1: string;
   readonly sha256: string;
   readonly subject: string;
+  /** The subject's common name, read field by field (not by searching the joined text). */
+  readonly cn: string | undefined;
   readonly issuer: string;
   /** DNS names from subjectAltName (HAProxy prints only these). */
   readonly sans: readonly string[];
@@ -45,6 +47,12 @@ export function certFacts(cert: X509Certificate): CertFacts {
     sha1: cert.fingerprint.replace(/:/g, "").toUpperCase(),
     sha256: cert.fingerprint256.replace(/:/g, "").toUpperCase(),
     subject: cert.subject.replace(/\n/g, ", "),
+    // Node gives one field per line; a CN inside another field's value stays on its line.
+    cn: cert.subject
+      .split("\n")
+      .find((f) => f.startsWith("CN="))
+      ?.slice(3)
+      .trim(),
     issuer: cert.issuer.replace(/\n/g, ", "),
     sans: (cert.subjectAltName ?? "")
       .split(",")
@@ -56,11 +64,26 @@ export function certFacts(cert: X509Certificate): CertFacts {
   };
 }
 
-/** The names a certificate answers for: its DNS SANs, or its CN when it has none. */
-export function namesOf(facts: { sans: readonly string[]; subject: string }): string[] {
+/**
+ * The names a certificate answers for: its DNS SANs, or its CN when it has none. `cn` comes from
+ * certFacts; HAProxy's `show ssl cert` prints the subject as "/O=.../CN=name", read the same way,
+ * field by field, so that "O=Acme, CN=evil.example" is never taken for a CN.
+ */
+export function namesOf(facts: {
+  readonly sans: readonly string[];
+  readonly subject: string;
+  readonly cn?: string | undefined;
+}): string[] {
   if (facts.sans.length > 0) return [...facts.sans];
-  const cn = /(?:^|[,/\n]\s*)CN=([^,/\n]+)/.exec(facts.subject);
-  return cn ? [cn[1]!.trim().toLowerCase()] : [];
+  const cn =
+    facts.cn ??
+    facts.subject
+      .split(/[\n/]/)
+      .filter((f) => f.startsWith("CN="))
+      .pop()
+      ?.slice(3)
+      .trim();
+  return cn ? [cn.toLowerCase()] : [];
 }
 
 /**

@@ -293,7 +293,8 @@ describe("namesOf", () => {
     ["/CN=example.com", ["example.com"]],
     ["/C=FR/O=Acme/CN=Example.COM", ["example.com"]],
     ["/C=FR/CN=example.com/emailAddress=ops@example.com", ["example.com"]],
-    ["C=FR, O=Acme, CN=www.example.com", ["www.example.com"]],
+    // A subject joined with ", " is ambiguous ("O=Acme, CN=x" inside O), so it is not parsed.
+    ["C=FR, O=Acme, CN=www.example.com", []],
     ["C=FR\nO=Acme\nCN=www.example.com", ["www.example.com"]],
     ["/C=FR/O=Acme", []],
     ["", []],
@@ -308,15 +309,45 @@ describe("namesOf", () => {
     ]);
   });
 
-  // BUG in src/certs/validate.ts (namesOf/certFacts): the CN regex is not anchored to attribute
-  // boundaries. A SAN-less certificate made with `openssl req -x509 ... -subj
-  // "/O=Acme, CN=evil.example/CN=real.example"` has Node subject
-  // "O=Acme\, CN=evil.example\nCN=real.example"; certFacts joins it to
-  // "O=Acme\, CN=evil.example, CN=real.example" and namesOf returns ["evil.example"], a name
-  // that is only text inside O. The same happens with O="Acme/CN=evil.example" (Node does not
-  // escape "/"). So the --force guard can pass a certificate that does not cover a live name, or
-  // refuse one that does. Expected: ["real.example"] (the CN attribute itself).
-  it.todo("takes the CN attribute, not 'CN=' text inside another attribute's value");
+  it.each([
+    ["/O=Acme, CN=evil.example/CN=real.example"],
+    ["/O=Acme\\/CN=evil.example/CN=real.example"],
+  ])("takes the CN attribute, not 'CN=' text inside another attribute's value (%s)", (subj) => {
+    const keyDir = mkdtempSync(join(tmpdir(), "hapops-cn-"));
+    try {
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:P-256",
+          "-nodes",
+          "-keyout",
+          join(keyDir, "k.pem"),
+          "-out",
+          join(keyDir, "c.pem"),
+          "-days",
+          "1",
+          "-subj",
+          subj,
+        ],
+        { stdio: "ignore" },
+      );
+      const cert = new X509Certificate(execFileSync("cat", [join(keyDir, "c.pem")]));
+      expect(namesOf(certFacts(cert))).toEqual(["real.example"]);
+    } finally {
+      rmSync(keyDir, { recursive: true, force: true });
+    }
+  });
+
+  it("reads HAProxy's /-separated subject field by field", () => {
+    expect(namesOf({ sans: [], subject: "/O=Acme, CN=evil.example/CN=real.example" })).toEqual([
+      "real.example",
+    ]);
+  });
 
   it("returns a copy", () => {
     const sans = ["a.example"];

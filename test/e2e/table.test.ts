@@ -1,0 +1,186 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { hapops, type CliResult } from "../helpers/cli.js";
+import { useLab } from "../helpers/lab.js";
+
+const lab = useLab({
+  backends: [
+    {
+      name: "be_app",
+      lines: ["stick-table type ip size 1k expire 10m store gpc0,http_req_rate(10s)"],
+      servers: [{ name: "app1" }, { name: "app2" }],
+    },
+    {
+      name: "be_names",
+      lines: ["stick-table type string len 16 size 1k expire 10m store gpc0"],
+      servers: [{ name: "n1", check: false }],
+    },
+  ],
+});
+
+let n = 0;
+function config(withHaproxyConfig = true): { cfg: string; log: string } {
+  const dir = join(lab().dir, `tcfg-${++n}`);
+  mkdirSync(dir, { recursive: true });
+  const log = join(dir, "audit.jsonl");
+  const cfg = join(dir, "hapops.yaml");
+  writeFileSync(
+    cfg,
+    `socket: ${lab().sockets.admin}\naudit:\n  path: ${log}\n${withHaproxyConfig ? `haproxyConfig: ${lab().configPath}\n` : ""}`,
+  );
+  return { cfg, log };
+}
+
+let base: string | undefined;
+/** Runs share one config unless a test needs its own (created once the lab is up). */
+const run = (args: readonly string[], cfg?: string): Promise<CliResult> =>
+  hapops(args, { env: { HAPOPS_CONFIG: cfg ?? (base ??= config().cfg) } });
+
+interface Entry {
+  table: string;
+  key: string;
+  data: Record<string, { value: string }>;
+}
+
+async function entries(table: string, ...extra: string[]): Promise<Entry[]> {
+  const r = await run(["table", "show", table, "--json", ...extra]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Entry);
+}
+
+describe("stick tables", () => {
+  it("sets an entry, shows it by key, and records it", async () => {
+    const { cfg, log } = config();
+    const r = await run(
+      ["table", "set", "be_app", "192.0.2.10", "data.gpc0=3", "--reason", "scraper"],
+      cfg,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/be_app 192\.0\.2\.10 {2}gpc0=3\nverified/);
+    const [e] = await entries("be_app", "--key", "192.0.2.10");
+    expect(e).toMatchObject({ key: "192.0.2.10", data: { gpc0: { value: "3" } } });
+    const recs = readFileSync(log, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { phase: string; commands: string[] });
+    expect(recs.map((x) => x.phase)).toEqual(["intent", "result"]);
+    expect(recs[0]!.commands).toEqual(["set table be_app key 192.0.2.10 data.gpc0 3"]);
+  });
+
+  it("filters entries by data", async () => {
+    expect((await run(["table", "set", "be_app", "192.0.2.21", "data.gpc0=1"])).code).toBe(0);
+    expect((await run(["table", "set", "be_app", "192.0.2.25", "data.gpc0=5"])).code).toBe(0);
+    const hot = await entries("be_app", "--filter", "data.gpc0", "gt", "4");
+    expect(hot.map((e) => e.key)).toEqual(["192.0.2.25"]);
+  });
+
+  it("clears one key", async () => {
+    expect((await run(["table", "set", "be_app", "192.0.2.30", "data.gpc0=1"])).code).toBe(0);
+    const r = await run(["table", "clear", "be_app", "--key", "192.0.2.30"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await entries("be_app", "--key", "192.0.2.30")).toEqual([]);
+  });
+
+  it("refuses to clear a whole table without --yes when there is no terminal (exit 3), clears with it", async () => {
+    expect((await run(["table", "set", "be_names", "alice", "data.gpc0=1"])).code).toBe(0);
+    const refused = await run(["table", "clear", "be_names"]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(
+      /clearing the whole table be_names \(1 entries\) needs --yes \(no terminal to ask on\)/,
+    );
+    expect(await entries("be_names")).toHaveLength(1);
+    const ok = await run(["-y", "table", "clear", "be_names"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(await entries("be_names")).toEqual([]);
+  });
+
+  it.each([
+    [
+      ["table", "set", "be_app", "999.1.1.1", "data.gpc0=1"],
+      /key "999\.1\.1\.1" is not valid for table be_app \(type ip\)/,
+    ],
+    [
+      ["table", "set", "be_app", "2001:db8::1", "data.gpc0=1"],
+      /not valid for table be_app \(type ip\): expected an IPv4 address/,
+    ],
+    [
+      ["table", "set", "be_names", "a-very-long-user-name", "data.gpc0=1"],
+      /not valid for table be_names \(type string\): it is longer than the table's len 16/,
+    ],
+    [
+      ["table", "set", "be_names", "bob;clear table be_app", "data.gpc0=1"],
+      /contains ';' \(a command separator\)/,
+    ],
+    [
+      ["table", "set", "be_app", "192.0.2.40", "data.gpc1=1"],
+      /table be_app does not store gpc1 \(it stores gpc0, http_req_rate\)/,
+    ],
+    [
+      ["table", "set", "be_app", "192.0.2.40", "data.gpc0=abc"],
+      /data\.gpc0 value "abc" must be a non-negative whole number/,
+    ],
+    [["table", "set", "be_app", "192.0.2.40", "gpc0=1"], /expected data\.<type>=<value>/],
+    [
+      ["table", "show", "be_app", "--filter", "data.gpc0", "like", "1"],
+      /filter operator "like" must be one of eq, ne, le, ge, lt, gt/,
+    ],
+    [
+      ["table", "clear", "be_nope", "--key", "1.2.3.4"],
+      /no stick table named be_nope; did you mean be_app, be_names\?/,
+    ],
+  ])("refuses %j (exit 2) and sends nothing", async (args, message) => {
+    const before = (await entries("be_app")).length + (await entries("be_names")).length;
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect((await entries("be_app")).length + (await entries("be_names")).length).toBe(before);
+  });
+
+  it("reports HAProxy's refusal and leaves no half-made entry behind (exit 1)", async () => {
+    // Without haproxy.cfg hapops cannot know what the table stores, so HAProxy decides; 2.6
+    // creates the entry before it refuses the data type, and hapops removes it again.
+    const { cfg } = config(false);
+    const r = await run(["table", "set", "be_app", "192.0.2.50", "data.gpc1=1"], cfg);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /HAProxy refused "set table be_app key 192\.0\.2\.50 data\.gpc1 1": Data type not stored in this table/,
+    );
+    expect(await entries("be_app", "--key", "192.0.2.50")).toEqual([]);
+  });
+
+  it("--dry-run shows the line and sends nothing", async () => {
+    const r = await run(["table", "set", "be_app", "192.0.2.60", "data.gpc0=9", "--dry-run"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("set table be_app key 192.0.2.60 data.gpc0 9");
+    expect(await entries("be_app", "--key", "192.0.2.60")).toEqual([]);
+  });
+
+  it("needs operator level to change a table (exit 4 from a user socket)", async () => {
+    const r = await hapops([
+      "-s",
+      lab().sockets.user,
+      "table",
+      "set",
+      "be_app",
+      "192.0.2.70",
+      "data.gpc0=1",
+    ]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/is at level 'user'; 'table set' needs 'operator'/);
+    const ok = await hapops([
+      "-s",
+      lab().sockets.operator,
+      "table",
+      "set",
+      "be_app",
+      "192.0.2.70",
+      "data.gpc0=1",
+    ]);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+});
