@@ -152,6 +152,46 @@ export function buildProgram(): Command {
     });
 
   program
+    .command("raw")
+    .description(
+      "one runtime command for what has no named operation: checked against a table, level-checked, audited",
+    )
+    .argument("<command>", 'the runtime command, quoted: "show pools"')
+    .option("-n, --dry-run", "show what would be sent; send nothing")
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .addHelpText(
+      "after",
+      '\nOne command only: no ";", newline or payload (<<). Refused: unknown verbs, expert-mode,\nexperimental-mode, debug, prompt, user/operator, quit and master CLI @ prefixes.\nPolicy operation: raw.\n\nExamples:\n  $ hapops raw "show pools"\n  $ hapops raw "set maxconn server be_app/app1 50" --reason "protect app1"\n',
+    )
+    .action(async (text: string, flags: { dryRun?: boolean; reason?: string }, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      const { startRun } = await import("./run-context.js");
+      const run = await startRun(
+        s,
+        {
+          op: "raw",
+          readOnly: false,
+          args: process.argv.slice(2),
+          reason: flags.reason,
+          dryRun: flags.dryRun ?? false,
+          force: false,
+        },
+        process.env,
+        (m) => io.err(`hapops: ${m}\n`),
+      );
+      try {
+        run.authorize([]);
+        const { runRaw } = await import("./commands/raw.js");
+        await runRaw(s, { text, dryRun: flags.dryRun ?? false, journal: run.journal! }, io);
+      } catch (e) {
+        await run.fail(e);
+        throw e;
+      } finally {
+        run.close();
+      }
+    });
+
+  program
     .command("rotate-cert")
     .description(
       "replace a loaded certificate without a reload: validate, set, verify, commit (or abort), persist",

@@ -72,6 +72,8 @@ export const GRAMMAR = {
   setSslCert: spec("set ssl cert", "admin", true, "set ssl cert <filename> <<payload"),
   commitSslCert: spec("commit ssl cert", "admin", true, "commit ssl cert <filename>"),
   abortSslCert: spec("abort ssl cert", "admin", true, "abort ssl cert <filename>"),
+  // `hapops raw`: the real words, level and effect come from commands/raw.ts per command.
+  raw: spec("", "admin", true, "<a command from the raw table>"),
 } as const satisfies Record<string, CommandSpec>;
 
 export type CommandName = keyof typeof GRAMMAR;
