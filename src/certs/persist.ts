@@ -34,9 +34,21 @@ function fsyncDir(dir: string): void {
  * so the mode never includes world access, whatever the old file had.
  */
 export function persistPem(path: string, payload: string): PersistResult {
+  return persistFile(path, payload, { private: true });
+}
+
+/**
+ * The same atomic replace for any file HAProxy loads (a map, an ACL list). `private` drops world
+ * access from the mode (a PEM file holds a key); otherwise the old mode is kept.
+ */
+export function persistFile(
+  path: string,
+  payload: string,
+  opts: { private: boolean },
+): PersistResult {
   const st = lstatSync(path);
   if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-  const mode = st.mode & 0o770;
+  const mode = st.mode & (opts.private ? 0o770 : 0o777);
   const dir = dirname(path);
   const backup = `${path}.bak`;
   const backupTmp = join(dir, `.${basename(path)}.bak.hapops-${process.pid}`);

@@ -101,6 +101,7 @@ export function covers(pattern: string, name: string): boolean {
 }
 
 const DAY = 86_400_000;
+const PAYLOAD_LIMIT = 15_000;
 
 /**
  * Check a new certificate bundle before anything is sent: leaf first, a key that matches it,
@@ -182,9 +183,12 @@ export function validateBundle(
       `the new certificate does not cover ${dropped.join(", ")}, which the live one does (new: ${newNames.join(", ") || "no names"}); pass --force to drop ${dropped.length === 1 ? "it" : "them"}`,
     );
 
-  return {
-    leaf,
-    chain: certs.slice(1).map(certFacts),
-    payload: [...certBlocks.map((b) => b.text), keyBlocks[0]!.text].join(""),
-  };
+  const payload = [...certBlocks.map((b) => b.text), keyBlocks[0]!.text].join("");
+  // The CLI takes one command of at most tune.bufsize (16 kB by default), payload included;
+  // HAProxy drops the connection past it (management.txt 9.3, measured).
+  if (payload.length > PAYLOAD_LIMIT)
+    throw new ValidationError(
+      `the certificate, chain and key make ${payload.length} bytes, more than the ${PAYLOAD_LIMIT} a runtime API command can carry with the default tune.bufsize; shorten the chain (leave out the root)`,
+    );
+  return { leaf, chain: certs.slice(1).map(certFacts), payload };
 }

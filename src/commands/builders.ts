@@ -202,3 +202,132 @@ export function encodeCommand(cmd: RuntimeCommand): string {
   if (!cmd.payload) return `${cmd.line}\n`;
   return `${cmd.line}\n${cmd.payload.join("\n")}\n\n`;
 }
+
+export type MapKind = "map" | "acl";
+
+/** A map or ACL as the runtime API names it: its file, or `#<id>`. */
+export function validateMapRef(kind: MapKind, ref: string): string {
+  if (/^#-?\d+$/.test(ref)) return ref;
+  return validateFilename(`${kind} file name`, ref);
+}
+
+/** Map keys, values and ACL patterns: printable ASCII without space, `;` or backslash. */
+const MAP_WORD = /^[\x21-\x3a\x3c-\x5b\x5d-\x7e]+$/;
+
+export function validateMapWord(what: string, value: string): string {
+  if (value.length === 0) throw new ValidationError(`${what} is empty`);
+  if (!MAP_WORD.test(value)) {
+    const bad = [...value].find((ch) => !MAP_WORD.test(ch)) ?? "";
+    const named =
+      bad === " "
+        ? "a space"
+        : bad === ";"
+          ? "';' (a command separator)"
+          : bad === "\\"
+            ? "a backslash"
+            : `character ${JSON.stringify(bad)}`;
+    throw new ValidationError(`${what} ${JSON.stringify(value)} contains ${named}`);
+  }
+  return value;
+}
+
+const MAP_NAMES = {
+  map: {
+    show: "showMap",
+    get: "getMap",
+    add: "addMap",
+    del: "delMap",
+    prepare: "prepareMap",
+    commit: "commitMap",
+  },
+  acl: {
+    show: "showAcl",
+    get: "getAcl",
+    add: "addAcl",
+    del: "delAcl",
+    prepare: "prepareAcl",
+    commit: "commitAcl",
+  },
+} as const;
+
+export function showMaps(kind: MapKind): RuntimeCommand {
+  return build(MAP_NAMES[kind].show);
+}
+
+export function showMap(kind: MapKind, ref: string, version?: number): RuntimeCommand {
+  return build(MAP_NAMES[kind].show, [
+    ...(version !== undefined ? [`@${version}`] : []),
+    validateMapRef(kind, ref),
+  ]);
+}
+
+export function getMap(kind: MapKind, ref: string, value: string): RuntimeCommand {
+  return build(MAP_NAMES[kind].get, [
+    validateMapRef(kind, ref),
+    validateMapWord("lookup value", value),
+  ]);
+}
+
+export function addMapEntry(
+  kind: MapKind,
+  ref: string,
+  key: string,
+  value?: string,
+): RuntimeCommand {
+  const args = [
+    validateMapRef(kind, ref),
+    validateMapWord(kind === "map" ? "key" : "pattern", key),
+  ];
+  if (kind === "map") args.push(validateMapWord("value", value ?? ""));
+  return build(MAP_NAMES[kind].add, args);
+}
+
+export function setMapEntry(ref: string, key: string, value: string): RuntimeCommand {
+  return build("setMap", [
+    validateMapRef("map", ref),
+    validateMapWord("key", key),
+    validateMapWord("value", value),
+  ]);
+}
+
+export function delMapEntry(kind: MapKind, ref: string, key: string): RuntimeCommand {
+  return build(MAP_NAMES[kind].del, [
+    validateMapRef(kind, ref),
+    validateMapWord(kind === "map" ? "key" : "pattern", key),
+  ]);
+}
+
+export function prepareMap(kind: MapKind, ref: string): RuntimeCommand {
+  return build(MAP_NAMES[kind].prepare, [validateMapRef(kind, ref)]);
+}
+
+/**
+ * `add map @<ver> <map> <<` with "key value" lines (ACL: one pattern per line). Keys and patterns
+ * have no spaces; a value is the rest of its line. No line may be empty: it would end the payload.
+ */
+export function addMapVersion(
+  kind: MapKind,
+  version: number,
+  ref: string,
+  entries: readonly { key: string; value?: string | undefined }[],
+): RuntimeCommand {
+  const payload = entries.map((e) => {
+    const key = validateMapWord(kind === "map" ? "key" : "pattern", e.key);
+    if (kind === "acl") return key;
+    const value = e.value ?? "";
+    if (value.length === 0 || !/^[\x20-\x7e]+$/.test(value) || value.trim() !== value)
+      throw new ValidationError(
+        `value for ${key} must be printable ASCII without leading or trailing spaces`,
+      );
+    return `${key} ${value}`;
+  });
+  if (payload.length === 0) throw new ValidationError(`the new ${kind} has no entries`);
+  return {
+    ...build(MAP_NAMES[kind].add, [`@${version}`, validateMapRef(kind, ref), "<<"]),
+    payload,
+  };
+}
+
+export function commitMap(kind: MapKind, version: number, ref: string): RuntimeCommand {
+  return build(MAP_NAMES[kind].commit, [`@${version}`, validateMapRef(kind, ref)]);
+}

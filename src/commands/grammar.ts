@@ -72,6 +72,30 @@ export const GRAMMAR = {
   setSslCert: spec("set ssl cert", "admin", true, "set ssl cert <filename> <<payload"),
   commitSslCert: spec("commit ssl cert", "admin", true, "commit ssl cert <filename>"),
   abortSslCert: spec("abort ssl cert", "admin", true, "abort ssl cert <filename>"),
+  // Maps and ACLs. Measured on 2.6: these answer at user level, changes included.
+  showMap: spec("show map", "user", false, "show map [<map>]"),
+  showAcl: spec("show acl", "user", false, "show acl [<acl>]"),
+  getMap: spec("get map", "user", false, "get map <map> <value>"),
+  getAcl: spec("get acl", "user", false, "get acl <acl> <value>"),
+  addMap: spec(
+    "add map",
+    "user",
+    true,
+    "add map [@<ver>] <map> <key> <value> | add map @<ver> <map> <<",
+  ),
+  addAcl: spec(
+    "add acl",
+    "user",
+    true,
+    "add acl [@<ver>] <acl> <pattern> | add acl @<ver> <acl> <<",
+  ),
+  setMap: spec("set map", "user", true, "set map <map> <key> <value>"),
+  delMap: spec("del map", "user", true, "del map <map> <key>"),
+  delAcl: spec("del acl", "user", true, "del acl <acl> <pattern>"),
+  prepareMap: spec("prepare map", "user", true, "prepare map <map>"),
+  prepareAcl: spec("prepare acl", "user", true, "prepare acl <acl>"),
+  commitMap: spec("commit map", "user", true, "commit map @<ver> <map>"),
+  commitAcl: spec("commit acl", "user", true, "commit acl @<ver> <acl>"),
   // `hapops raw`: the real words, level and effect come from commands/raw.ts per command.
   raw: spec("", "admin", true, "<a command from the raw table>"),
 } as const satisfies Record<string, CommandSpec>;

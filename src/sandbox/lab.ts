@@ -71,6 +71,9 @@ export interface Lab {
   readonly httpPort: number;
   readonly httpsPort: number;
   readonly certDir: string;
+  /** A map file (host -> tier) and an ACL file (blocked sources) the frontend uses. */
+  readonly mapFile: string;
+  readonly aclFile: string;
   readonly backends: ReadonlyMap<string, HttpBackend>;
   /** The CA that issued every certificate HAProxy loads (tests issue new ones from it). */
   readonly ca: TestCa;
@@ -142,6 +145,9 @@ function renderConfig(o: {
     "",
     "frontend fe_http",
     `    bind 127.0.0.1:${o.httpPort}`,
+    // A map and an ACL file, as operators keep them: runtime-editable, persisted on disk.
+    `    http-request deny if { src -f ${join(o.dir, "blocked.acl")} }`,
+    `    http-request set-header X-Tier %[req.hdr(host),lower,map(${join(o.dir, "hosts.map")},default)]`,
     ...o.backends
       .slice(1)
       .map((b) => `    use_backend ${b.name} if { path_beg /${b.name.replace(/^be_/, "")} }`),
@@ -231,6 +237,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     const rogueCa = await TestCa.create(join(dir, "rogue-ca"), "untrusted CA");
     const rogue = await rogueCa.issue({ cn: "intruder", usage: "clientAuth" });
     const secret = { mode: 0o600 };
+    await writeFile(join(dir, "hosts.map"), "example.com gold\nother.org silver\n");
+    await writeFile(join(dir, "blocked.acl"), "192.0.2.66\n");
     await writeFile(join(certDir, "example.com.pem"), site1.bundle, secret);
     await writeFile(join(certDir, "other.org.pem"), site2.bundle, secret);
     await writeFile(join(tlsDir, "socket.pem"), socketCert.bundle, secret);
@@ -336,6 +344,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       httpPort,
       httpsPort,
       certDir,
+      mapFile: join(dir, "hosts.map"),
+      aclFile: join(dir, "blocked.acl"),
       backends,
       ca,
       rogueCa,
