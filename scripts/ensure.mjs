@@ -26,6 +26,7 @@ const wanted = [
   ["openssl", "openssl"],
   ["socat", "socat"],
   ["sudo", "sudo"],
+  ["tmux", "tmux"],
 ].filter(([cmd]) => !have(cmd));
 if (wanted.length > 0) {
   const pkgs = wanted.map(([, pkg]) => pkg);

@@ -153,6 +153,40 @@ export function buildProgram(): Command {
     });
 
   program
+    .command("shell")
+    .description(
+      "a session for an operator at a terminal: history, Tab completion of names, every operation audited; from a pipe, one command per line",
+    )
+    .addHelpText(
+      "after",
+      '\nExamples:\n  $ sudo hapops shell\n  hapops> drain be_app/app1 --wait\n  $ printf "servers\\nstat be_app\\n" | hapops shell\n',
+    )
+    .action(async (_o: object, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      const { runShell, defaultHistoryFile } = await import("./commands/shell.js");
+      const globals = cmd.optsWithGlobals<GlobalFlags>();
+      // Each line runs as its own hapops command with the same global options.
+      const prefix: string[] = [];
+      if (globals.socket) prefix.push("-s", globals.socket);
+      if (globals.config) prefix.push("-c", globals.config);
+      if (globals.timeout) prefix.push("--timeout", globals.timeout);
+      const interactive = process.stdin.isTTY === true;
+      const code = await runShell({
+        settings: s,
+        execute: (argv) => main([...prefix, ...argv]),
+        input: process.stdin,
+        output: process.stdout,
+        interactive,
+        err: (t) => io.err(t),
+        historyFile: defaultHistoryFile(process.env, s.sudo),
+      });
+      if (code !== 0) {
+        const { ResultExit } = await import("../errors.js");
+        throw new ResultExit(`a command in the shell failed (exit ${code})`);
+      }
+    });
+
+  program
     .command("raw")
     .description(
       "one runtime command for what has no named operation: checked against a table, level-checked, audited",

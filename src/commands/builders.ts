@@ -331,3 +331,10 @@ export function addMapVersion(
 export function commitMap(kind: MapKind, version: number, ref: string): RuntimeCommand {
   return build(MAP_NAMES[kind].commit, [`@${version}`, validateMapRef(kind, ref)]);
 }
+
+/** `set timeout cli <seconds>`: this session's idle timeout (management.txt 9.3). */
+export function setTimeoutCli(seconds: number): RuntimeCommand {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400)
+    throw new ValidationError(`cli timeout must be 1-86400 seconds, not ${seconds}`);
+  return build("setTimeoutCli", [String(seconds)]);
+}

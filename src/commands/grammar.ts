@@ -72,6 +72,8 @@ export const GRAMMAR = {
   setSslCert: spec("set ssl cert", "admin", true, "set ssl cert <filename> <<payload"),
   commitSslCert: spec("commit ssl cert", "admin", true, "commit ssl cert <filename>"),
   abortSslCert: spec("abort ssl cert", "admin", true, "abort ssl cert <filename>"),
+  // Raises the idle cut-off for this session only (default 10 s or `stats timeout`).
+  setTimeoutCli: spec("set timeout cli", "user", false, "set timeout cli <seconds>"),
   // Maps and ACLs. Measured on 2.6: these answer at user level, changes included.
   showMap: spec("show map", "user", false, "show map [<map>]"),
   showAcl: spec("show acl", "user", false, "show acl [<acl>]"),

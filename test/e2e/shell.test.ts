@@ -1,0 +1,101 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { waitUntil } from "../../src/util/wait.js";
+import { HAPOPS, hapops, json } from "../helpers/cli.js";
+import { useLab } from "../helpers/lab.js";
+
+const lab = useLab({
+  backends: [
+    { name: "be_app", servers: [{ name: "app1" }, { name: "app2" }, { name: "app3" }] },
+    { name: "be_api", servers: [{ name: "api1" }, { name: "api2" }] },
+  ],
+});
+
+const hasTmux = spawnSync("sh", ["-c", "command -v tmux"]).status === 0;
+const SESSION = `hapops-shell-test-${process.pid}`;
+
+let cfgPath: string | undefined;
+function cfg(): string {
+  if (cfgPath) return cfgPath;
+  const dir = join(lab().dir, "shell-cfg");
+  mkdirSync(dir, { recursive: true });
+  cfgPath = join(dir, "hapops.yaml");
+  writeFileSync(
+    cfgPath,
+    `socket: ${lab().sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\n`,
+  );
+  return cfgPath;
+}
+
+function tmux(...args: string[]): string {
+  return spawnSync("tmux", args, { encoding: "utf8" }).stdout;
+}
+
+const screen = () => tmux("capture-pane", "-t", SESSION, "-p");
+const waitScreen = (re: RegExp, what: string) =>
+  waitUntil(() => (re.test(screen()) ? true : undefined), {
+    what: `${what} on the shell's screen`,
+    timeoutMs: 10_000,
+  });
+
+afterAll(() => {
+  if (hasTmux) spawnSync("tmux", ["kill-session", "-t", SESSION]);
+});
+
+async function admin(server: string): Promise<string | undefined> {
+  const r = await hapops(["servers", "--json"], { env: { HAPOPS_CONFIG: cfg() } });
+  return json<{ backend: string; server: string; admin: string }[]>(r).find(
+    (s) => `${s.backend}/${s.server}` === server,
+  )?.admin;
+}
+
+describe("hapops shell", () => {
+  it("from a pipe, runs one command per line and reports the first failure's exit code", async () => {
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `printf 'servers be_api\\ndrain be_api/api1\\nready be_api/api1\\nbogus-command\\n' | node ${HAPOPS} shell`,
+      ],
+      {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, HOME: "/tmp", HAPOPS_CONFIG: cfg() },
+      },
+    );
+    expect(r.stdout).toMatch(/be_api\/api1 {2}READY -> DRAIN/);
+    expect(r.stdout).toMatch(/be_api\/api1 {2}DRAIN -> READY/);
+    expect(r.stderr).toMatch(/unknown command 'bogus-command'/);
+    expect(r.status).toBe(1);
+    expect(await admin("be_api/api1")).toBe("READY");
+  });
+
+  it.runIf(hasTmux)("at a terminal: completes commands and live names, and drains", async () => {
+    spawnSync("tmux", [
+      "new-session",
+      "-d",
+      "-s",
+      SESSION,
+      "-x",
+      "200",
+      "-y",
+      "50",
+      `env HAPOPS_CONFIG=${cfg()} HOME=/tmp node ${HAPOPS} shell`,
+    ]);
+    await waitScreen(/^hapops>/m, "the prompt");
+    tmux("send-keys", "-t", SESSION, "serv");
+    tmux("send-keys", "-t", SESSION, "Tab");
+    await waitScreen(/hapops> servers/, "the completed command");
+    tmux("send-keys", "-t", SESSION, "C-u", "drain be_app/ap");
+    tmux("send-keys", "-t", SESSION, "Tab");
+    tmux("send-keys", "-t", SESSION, "Tab");
+    await waitScreen(/be_app\/app1\s+be_app\/app2\s+be_app\/app3/, "the server names from HAProxy");
+    tmux("send-keys", "-t", SESSION, "2", "Enter");
+    await waitScreen(/be_app\/app2 {2}READY -> DRAIN/, "the drain");
+    expect(await admin("be_app/app2")).toBe("DRAIN");
+    tmux("send-keys", "-t", SESSION, "ready be_app/app2", "Enter");
+    await waitScreen(/be_app\/app2 {2}DRAIN -> READY/, "the ready");
+    tmux("send-keys", "-t", SESSION, "C-d");
+  });
+});
