@@ -9,13 +9,15 @@ import type { Level } from "./levels.js";
  * payload, and the commands that change the session or the process in ways an audited one-shot
  * should not (prompt, expert-mode, experimental-mode, debug, master CLI `@` prefixes).
  */
+// Levels measured on 2.6 where they differ from what one might expect: map and ACL changes
+// answer at user level; `show table <name>` lists entries only from operator level.
 const RAW: readonly (readonly [words: string, level: Level, mutates: boolean])[] = [
   ["show info", "user", false],
   ["show stat", "user", false],
   ["show servers state", "user", false],
   ["show servers conn", "user", false],
   ["show backend", "user", false],
-  ["show table", "user", false],
+  ["show table", "operator", false],
   ["show cli level", "user", false],
   ["show cli sockets", "user", false],
   ["show env", "operator", false],
@@ -48,7 +50,7 @@ const RAW: readonly (readonly [words: string, level: Level, mutates: boolean])[]
   ["set maxconn global", "admin", true],
   ["set rate-limit", "admin", true],
   ["set table", "operator", true],
-  ["set map", "admin", true],
+  ["set map", "user", true],
   ["set timeout cli", "user", false],
   ["enable server", "admin", true],
   ["disable server", "admin", true],
@@ -62,12 +64,12 @@ const RAW: readonly (readonly [words: string, level: Level, mutates: boolean])[]
   ["disable dynamic-cookie backend", "admin", true],
   ["clear counters", "operator", true],
   ["clear table", "operator", true],
-  ["clear map", "admin", true],
-  ["clear acl", "admin", true],
-  ["add map", "admin", true],
-  ["add acl", "admin", true],
-  ["del map", "admin", true],
-  ["del acl", "admin", true],
+  ["clear map", "user", true],
+  ["clear acl", "user", true],
+  ["add map", "user", true],
+  ["add acl", "user", true],
+  ["del map", "user", true],
+  ["del acl", "user", true],
   ["shutdown session", "admin", true],
   ["shutdown sessions server", "admin", true],
   ["shutdown frontend", "admin", true],
@@ -114,7 +116,8 @@ export function parseRaw(text: string): RawCommand {
     throw new ValidationError(
       "master CLI prefixes (@, @!, @@) are refused: hapops talks to one process's runtime API",
     );
-  if (tokens.includes("<<") || tokens[tokens.length - 1]!.endsWith("<<"))
+  // `<<` opens a payload; 3.x also takes `<<PATTERN` (a payload ending at PATTERN).
+  if (tokens.some((t) => t.startsWith("<<")) || tokens[tokens.length - 1]!.endsWith("<<"))
     throw new ValidationError(
       "payload commands (<<) are refused in raw: use the named operations (rotate-cert, map replace)",
     );

@@ -13,6 +13,22 @@ export interface StickTableDef {
   readonly store: readonly string[];
 }
 
+function splitOutsideParens(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = "";
+  for (const ch of text) {
+    if (ch === "(") depth++;
+    if (ch === ")") depth--;
+    if (ch === "," && depth === 0) {
+      out.push(cur);
+      cur = "";
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out;
+}
+
 const SECTION =
   /^(frontend|backend|listen|peers|defaults|global|resolvers|userlist|program|http-errors|ring|cache|mailers)\b\s*(\S+)?/;
 
@@ -23,14 +39,16 @@ function parseDef(name: string, words: readonly string[]): StickTableDef | undef
   if (!type) return undefined;
   const lenAt = words.indexOf("len");
   const len = lenAt >= 0 ? Number(words[lenAt + 1]) : undefined;
-  const storeAt = words.indexOf("store");
-  const store =
-    storeAt >= 0
-      ? (words[storeAt + 1] ?? "")
-          .split(",")
-          .map((s) => s.replace(/\(.*$/, "").trim())
-          .filter(Boolean)
-      : [];
+  // `store` may appear more than once; its list splits on commas outside parentheses
+  // (`gpc_rate(2,10s)` is one type with two arguments).
+  const store: string[] = [];
+  words.forEach((w, i) => {
+    if (w !== "store") return;
+    for (const item of splitOutsideParens(words[i + 1] ?? "")) {
+      const name = item.replace(/\(.*$/, "").trim();
+      if (name) store.push(name);
+    }
+  });
   return { name, type, len: len !== undefined && Number.isFinite(len) ? len : undefined, store };
 }
 

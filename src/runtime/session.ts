@@ -336,7 +336,16 @@ export class RuntimeSession {
 
   private onEof(): void {
     if (this.failure) return;
-    if (this.queue.length === 0) return;
+    if (this.queue.length === 0) {
+      // Closed while idle (HAProxy restarted, or its idle timeout passed): later commands
+      // fail at once with this, rather than waiting for a timeout on a dead socket.
+      if (!this.closing)
+        this.failure = new TruncatedResponseError(
+          `${this.opts.target} closed the connection while it was idle (HAProxy restarted, or \`stats timeout\` / \`set timeout cli\` elapsed)`,
+          { target: this.opts.target },
+        );
+      return;
+    }
     const p = this.queue[0]!;
     const where = this.framer.midResponse
       ? `in the middle of the answer to "${p.command.line}"`

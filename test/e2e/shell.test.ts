@@ -38,6 +38,8 @@ const waitScreen = (re: RegExp, what: string) =>
   waitUntil(() => (re.test(screen()) ? true : undefined), {
     what: `${what} on the shell's screen`,
     timeoutMs: 10_000,
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}\n--- screen ---\n${screen()}`);
   });
 
 afterAll(() => {
@@ -96,6 +98,30 @@ describe("hapops shell", () => {
     expect(await admin("be_app/app2")).toBe("DRAIN");
     tmux("send-keys", "-t", SESSION, "ready be_app/app2", "Enter");
     await waitScreen(/be_app\/app2 {2}DRAIN -> READY/, "the ready");
-    tmux("send-keys", "-t", SESSION, "C-d");
   });
+
+  it.runIf(hasTmux)(
+    "raises the CLI timeout for its session, and reconnects when HAProxy drops it",
+    async () => {
+      const run = (args: string[]) => hapops(args, { env: { HAPOPS_CONFIG: cfg() } });
+      // The shell's own session is the CLI session whose idle timeout is far above the 2m of
+      // `stats timeout` (it asked for 1h with `set timeout cli`).
+      const sess = (await run(["raw", "show sess"])).stdout.split("\n");
+      const mine = sess
+        .filter((l) => / fe=GLOBAL /.test(l) && /rx=([5-9]\d)m/.test(l))
+        .map((l) => l.split(":")[0]!);
+      expect(mine).toHaveLength(1);
+      expect((await run(["raw", `shutdown session ${mine[0]!}`])).code).toBe(0);
+      // The shell refreshes its names every 5 s; that refresh finds the session gone.
+      await waitScreen(/HAProxy closed the shell's session; reconnecting/, "the reconnect notice");
+      await waitScreen(/reconnected to /, "the reconnection");
+      // Completion works from the new session (a double Tab lists the candidates).
+      tmux("send-keys", "-t", SESSION, "C-u");
+      tmux("send-keys", "-t", SESSION, "drain be_api/");
+      tmux("send-keys", "-t", SESSION, "Tab");
+      tmux("send-keys", "-t", SESSION, "Tab");
+      await waitScreen(/be_api\/api1\s+be_api\/api2/, "completion after reconnecting");
+      tmux("send-keys", "-t", SESSION, "C-u", "C-d");
+    },
+  );
 });

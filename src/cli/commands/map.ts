@@ -201,6 +201,11 @@ export function readMapFile(kind: MapKind, path: string): MapEntry[] {
     const m = /^(\S+)(?:\s+(.*))?$/.exec(line)!;
     if (kind === "map" && !m[2])
       throw new ValidationError(`${path} line ${i + 1}: "${line}" has a key but no value`);
+    // HAProxy reads a whole ACL line as one pattern; one with spaces cannot be sent on the CLI.
+    if (kind === "acl" && m[2])
+      throw new ValidationError(
+        `${path} line ${i + 1}: the pattern "${line}" contains a space, which the runtime API cannot take`,
+      );
     out.push({ key: m[1]!, value: kind === "map" ? m[2]! : undefined });
   });
   return out;
@@ -213,11 +218,17 @@ export interface MapDiff {
 }
 
 export function diffMaps(current: readonly MapEntry[], next: readonly MapEntry[]): MapDiff {
-  const cur = new Map(current.map((e) => [e.key, e.value]));
+  // HAProxy keeps duplicate keys (a lookup answers the first); extra copies count as removed.
+  const cur = new Map<string, string | undefined>();
+  const duplicates: MapEntry[] = [];
+  for (const e of current) {
+    if (cur.has(e.key)) duplicates.push(e);
+    else cur.set(e.key, e.value);
+  }
   const nxt = new Map(next.map((e) => [e.key, e.value]));
   return {
     added: next.filter((e) => !cur.has(e.key)),
-    removed: current.filter((e) => !nxt.has(e.key)),
+    removed: [...current.filter((e) => !nxt.has(e.key) && !duplicates.includes(e)), ...duplicates],
     changed: next
       .filter((e) => cur.has(e.key) && cur.get(e.key) !== e.value)
       .map((e) => ({ key: e.key, from: cur.get(e.key), to: e.value })),

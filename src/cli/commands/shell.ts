@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface, type Interface } from "node:readline";
+import { clearLine, createInterface, cursorTo, type Interface } from "node:readline";
 import {
   setTimeoutCli,
   showBackend,
@@ -92,7 +92,6 @@ export interface ShellOptions {
 export async function runShell(opts: ShellOptions): Promise<number> {
   const names: LiveNames = { servers: [], backends: [], tables: [] };
   let session: RuntimeSession | undefined;
-  let fetched = 0;
   let connectedOnce = false;
 
   const connectLive = async (announce: boolean) => {
@@ -100,8 +99,7 @@ export async function runShell(opts: ShellOptions): Promise<number> {
       session = await openSession(opts.settings, "hapops shell");
       await session.run(setTimeoutCli(3600));
       void session.lowerTo("user").catch(() => undefined);
-      if (announce && connectedOnce)
-        opts.err(`hapops: reconnected to ${opts.settings.targetText}\n`);
+      if (announce && connectedOnce) notice(`hapops: reconnected to ${opts.settings.targetText}\n`);
       connectedOnce = true;
     } catch (e) {
       session = undefined;
@@ -109,12 +107,24 @@ export async function runShell(opts: ShellOptions): Promise<number> {
     }
   };
 
-  /** Names for completion, at most every 5 s; a dropped session is reopened and reported. */
+  /** Print a notice above the prompt without disturbing what the operator is typing. */
+  const ui: { rl?: Interface } = {};
+  const notice = (text: string) => {
+    const rl = ui.rl;
+    if (rl && opts.interactive) {
+      cursorTo(opts.output, 0);
+      clearLine(opts.output, 0);
+      opts.err(text);
+      rl.prompt(true);
+    } else opts.err(text);
+  };
+
+  /** Refresh the names for completion; a dropped session is reopened and reported. */
   const refresh = async () => {
-    if (Date.now() - fetched < 5000) return;
-    fetched = Date.now();
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (!session) await connectLive(true);
+      if (!session) {
+        await connectLive(true);
+      }
       if (!session) return;
       try {
         const [state, backends, tables] = await session.pipeline([
@@ -128,27 +138,26 @@ export async function runShell(opts: ShellOptions): Promise<number> {
         names.tables = parseTableList(tables!).map((t) => t.name);
         return;
       } catch {
-        opts.err(`hapops: HAProxy closed the shell's session; reconnecting\n`);
+        notice("hapops: HAProxy closed the shell's session; reconnecting\n");
         await session.close().catch(() => undefined);
         session = undefined;
       }
     }
   };
 
-  const completer = (line: string, cb: (err: null, result: [string[], string]) => void) => {
-    void refresh().then(() => {
-      const words = line.split(/\s+/);
-      const last = words[words.length - 1] ?? "";
-      let pool: string[];
-      if (words.length <= 1) pool = SHELL_COMMANDS;
-      else if (SERVER_OPS.has(words[0]!))
-        pool = [...names.servers, ...names.backends.map((b) => `${b}/*`)];
-      else if (BACKEND_OPS.has(words[0]!)) pool = [...names.backends, ...names.servers];
-      else if (words[0] === "table" && words.length === 2) pool = ["show", "set", "clear"];
-      else if (words[0] === "table") pool = names.tables;
-      else pool = [];
-      cb(null, [pool.filter((p) => p.startsWith(last)), last]);
-    });
+  // Completion reads names kept fresh in the background, so Tab never waits on the network.
+  const completer = (line: string): [string[], string] => {
+    const words = line.split(/\s+/);
+    const last = words[words.length - 1] ?? "";
+    let pool: string[];
+    if (words.length <= 1) pool = SHELL_COMMANDS;
+    else if (SERVER_OPS.has(words[0]!))
+      pool = [...names.servers, ...names.backends.map((b) => `${b}/*`)];
+    else if (BACKEND_OPS.has(words[0]!)) pool = [...names.backends, ...names.servers];
+    else if (words[0] === "table" && words.length === 2) pool = ["show", "set", "clear"];
+    else if (words[0] === "table") pool = names.tables;
+    else pool = [];
+    return [pool.filter((p) => p.startsWith(last)), last];
   };
 
   await refresh();
@@ -163,13 +172,16 @@ export async function runShell(opts: ShellOptions): Promise<number> {
     } catch {
       history = [];
     }
-  const rl: Interface = createInterface({
+  const rl = createInterface({
     input: opts.input,
     output: opts.output,
     terminal: opts.interactive,
     ...(opts.interactive ? { completer, history, historySize: 500, prompt: "hapops> " } : {}),
   });
   let worst = 0;
+  ui.rl = rl;
+  const timer = opts.interactive ? setInterval(() => void refresh(), 5000) : undefined;
+  timer?.unref();
   if (opts.interactive) {
     opts.err(
       `hapops shell on ${opts.settings.targetText}: named operations, raw "<command>", Tab completes, Ctrl-D quits\n`,
@@ -198,6 +210,7 @@ export async function runShell(opts: ShellOptions): Promise<number> {
     }
     if (opts.interactive) rl.prompt();
   }
+  if (timer) clearInterval(timer);
   rl.close();
   if (opts.historyFile && opts.interactive) {
     try {

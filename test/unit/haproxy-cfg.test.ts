@@ -1,0 +1,182 @@
+import { describe, expect, it } from "vitest";
+import { parseStickTables } from "../../src/parse/haproxy-cfg.js";
+
+const cfg = (...lines: string[]): string => lines.join("\n") + "\n";
+
+describe("parseStickTables", () => {
+  it("reads a backend's ip table with stored data, dropping the periods", () => {
+    const tables = parseStickTables(
+      cfg(
+        "backend be_app",
+        "    stick-table type ip size 1m expire 10m store conn_rate(10s),gpc0",
+        "    server app1 127.0.0.1:8080",
+      ),
+    );
+    expect([...tables.keys()]).toEqual(["be_app"]);
+    expect(tables.get("be_app")).toEqual({
+      name: "be_app",
+      type: "ip",
+      len: undefined,
+      store: ["conn_rate", "gpc0"],
+    });
+  });
+
+  it("reads a frontend's string table with its len", () => {
+    const tables = parseStickTables(
+      cfg(
+        "frontend fe_main",
+        "  bind :80",
+        "  stick-table type string len 16 size 100k store http_req_rate(10s),gpt0,gpc0_rate(1m)",
+      ),
+    );
+    expect(tables.get("fe_main")).toEqual({
+      name: "fe_main",
+      type: "string",
+      len: 16,
+      store: ["http_req_rate", "gpt0", "gpc0_rate"],
+    });
+  });
+
+  it("reads a table that stores nothing", () => {
+    expect(
+      parseStickTables(cfg("backend st_int", "  stick-table type integer size 1k")).get("st_int"),
+    ).toEqual({
+      name: "st_int",
+      type: "integer",
+      len: undefined,
+      store: [],
+    });
+  });
+
+  it("reads options in any order", () => {
+    expect(
+      parseStickTables(
+        cfg("listen li", "  stick-table size 1k store gpc0 expire 30s len 40 type binary"),
+      ).get("li"),
+    ).toEqual({ name: "li", type: "binary", len: 40, store: ["gpc0"] });
+  });
+
+  it("ignores comments, whole-line and trailing, and accepts tab indentation", () => {
+    const tables = parseStickTables(
+      [
+        "# stick-table type ip size 1k",
+        "backend be_tabs # main app",
+        "\t# stick-table type string len 8 size 1k",
+        "\tstick-table type ipv6 size 1k store gpc0 # store conn_cnt",
+        "",
+        "\t\tserver s1 127.0.0.1:1",
+      ].join("\n"),
+    );
+    expect([...tables.values()]).toEqual([
+      { name: "be_tabs", type: "ipv6", len: undefined, store: ["gpc0"] },
+    ]);
+  });
+
+  it("reads a CRLF config", () => {
+    const text = "backend be_crlf\r\n  stick-table type string len 8 size 1k store gpc0\r\n";
+    expect(parseStickTables(text).get("be_crlf")).toEqual({
+      name: "be_crlf",
+      type: "string",
+      len: 8,
+      store: ["gpc0"],
+    });
+  });
+
+  it("ignores a stick-table in a defaults section, named or not", () => {
+    const tables = parseStickTables(
+      cfg(
+        "defaults",
+        "  mode http",
+        "  stick-table type ip size 1k store gpc0",
+        "defaults named",
+        "  stick-table type ip size 1k store gpc0",
+        "backend be_app",
+        "  server s1 127.0.0.1:1",
+      ),
+    );
+    expect(tables.size).toBe(0);
+  });
+
+  it("ignores a stick-table line without a type", () => {
+    expect(parseStickTables(cfg("backend b", "  stick-table size 1k store gpc0")).size).toBe(0);
+    expect(parseStickTables(cfg("backend b", "  stick-table size 1k type")).size).toBe(0);
+  });
+
+  it("names a peers section's table <peers>/<table>", () => {
+    const tables = parseStickTables(
+      cfg(
+        "peers mypeers",
+        "  peer hap1 127.0.0.1:10000",
+        "  table t1 type string len 8 size 1k store gpc0",
+        "  table t2 type ip size 1k expire 1h store gpc0,http_req_rate(10s)",
+      ),
+    );
+    expect(tables.get("mypeers/t1")).toEqual({
+      name: "mypeers/t1",
+      type: "string",
+      len: 8,
+      store: ["gpc0"],
+    });
+    expect(tables.get("mypeers/t2")).toEqual({
+      name: "mypeers/t2",
+      type: "ip",
+      len: undefined,
+      store: ["gpc0", "http_req_rate"],
+    });
+    expect(tables.has("t1")).toBe(false);
+  });
+
+  it("does not read `table` outside a peers section", () => {
+    expect(parseStickTables(cfg("backend b", "  table t1 type ip size 1k")).size).toBe(0);
+  });
+
+  it("reads several sections, each table under its own name", () => {
+    const tables = parseStickTables(
+      cfg(
+        "global",
+        "  stats socket /run/haproxy.sock level admin",
+        "",
+        "defaults",
+        "  timeout client 10s",
+        "",
+        "frontend fe_main",
+        "  bind :80",
+        "  stick-table type ip size 100k store http_req_rate(10s)",
+        "  default_backend be_app",
+        "",
+        "backend be_app",
+        "  stick-table type ip size 1m store conn_rate(10s),gpc0",
+        "",
+        "backend be_nostick",
+        "  server s1 127.0.0.1:1",
+        "",
+        "peers mypeers",
+        "  table t1 type string len 8 size 1k store gpc0",
+        "",
+        "backend st_str",
+        "  stick-table type string len 32 size 1k store gpt0",
+      ),
+    );
+    expect([...tables.keys()]).toEqual(["fe_main", "be_app", "mypeers/t1", "st_str"]);
+    expect(tables.get("fe_main")?.store).toEqual(["http_req_rate"]);
+    expect(tables.get("be_app")?.store).toEqual(["conn_rate", "gpc0"]);
+    expect(tables.get("st_str")).toMatchObject({ type: "string", len: 32, store: ["gpt0"] });
+    expect(tables.has("be_nostick")).toBe(false);
+  });
+
+  it("returns an empty map for an empty config", () => {
+    expect(parseStickTables("").size).toBe(0);
+  });
+
+  it("reads array data types whose arguments contain a comma (gpc_rate(2,10s))", () => {
+    const t = parseStickTables(
+      "backend b\n  stick-table type ip size 1k store gpc(2),gpc_rate(2,10s),conn_cnt\n",
+    );
+    expect(t.get("b")?.store).toEqual(["gpc", "gpc_rate", "conn_cnt"]);
+  });
+
+  it("reads every store keyword on the line", () => {
+    const t = parseStickTables("backend b\n  stick-table type ip size 1k store gpc0 store gpt0\n");
+    expect(t.get("b")?.store).toEqual(["gpc0", "gpt0"]);
+  });
+});
