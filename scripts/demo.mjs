@@ -10,11 +10,15 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = join(root, "dist", "hapops.cjs");
 const dir = mkdtempSync(join(tmpdir(), "hapops-demo-"));
 
-function hapops(args, { capture = false } = {}) {
-  process.stdout.write(`\n$ hapops ${args.join(" ")}\n`);
+function hapops(args, { capture = false, env = {} } = {}) {
+  const shownEnv = Object.entries(env)
+    .map(([k, v]) => `${k}=${v} `)
+    .join("");
+  process.stdout.write(`\n$ ${shownEnv}hapops ${args.join(" ")}\n`);
   const r = spawnSync(process.execPath, [bin, ...args], {
     stdio: capture ? ["ignore", "pipe", "inherit"] : "inherit",
     encoding: "utf8",
+    env: { ...process.env, ...env },
   });
   if (r.status !== 0) throw new Error(`hapops ${args.join(" ")} exited ${r.status}`);
   return r.stdout;
@@ -28,6 +32,12 @@ try {
   hapops(["-s", state.socket, "servers"]);
   hapops(["-s", state.socket, "stat", "be_app"]);
   hapops(["-s", state.socket, "certs"]);
+  // A change, as an operator makes one: planned, guarded, verified, audited (the sandbox's
+  // hapops.yaml points the audit log into the sandbox directory).
+  const env = { HAPOPS_CONFIG: join(dir, "hapops.yaml") };
+  hapops(["drain", "be_app/app1", "--wait", "--reason", "demo"], { env });
+  hapops(["ready", "be_app/app1"], { env });
+  hapops(["audit", "tail", "-n", "4"], { env });
 } catch (e) {
   failed = true;
   process.stderr.write(`demo: ${e.message}\n`);

@@ -341,7 +341,11 @@ async function drainWait(
       `drain wait timed out after ${formatDuration(result.elapsedMs)}: ${describeRemaining(result.remaining)}; the server${targets.length === 1 ? " stays" : "s stay"} DRAIN (raise --wait-timeout, or run hapops maint to cut the sessions off)`,
       { remaining: r.report.wait.remaining },
     );
-  r.line(`drained: no sessions left after ${formatDuration(result.elapsedMs)}`);
+  r.line(
+    result.elapsedMs < 1000
+      ? "drained: no sessions left"
+      : `drained: no sessions left after ${formatDuration(result.elapsedMs)}`,
+  );
 }
 
 async function ramp(
