@@ -359,3 +359,26 @@ describe("targets", () => {
     });
   });
 });
+
+describe("doctor", () => {
+  it("checks the socket, the sockets HAProxy exposes and haproxy.cfg, one line each with a fix", async () => {
+    const r = await hapops([
+      "-s",
+      lab().sockets.admin,
+      "doctor",
+      "--haproxy-config",
+      lab().configPath,
+    ]);
+    expect(r.stdout).toMatch(/^ok {4}socket mode {6}.*admin\.sock: mode 600$/m);
+    expect(r.stdout).toMatch(/^ok {4}socket level {5}.* answers at level admin$/m);
+    expect(r.stdout).toMatch(
+      /^warn {2}exposed sockets {2}ipv4@127\.0\.0\.1:\d+ is a TCP runtime socket \(level admin\) without TLS/m,
+    );
+    expect(r.stdout).toMatch(
+      /^warn {2}map access .*user\.sock is level user, yet HAProxy 2\.6 lets any level change maps and ACLs/m,
+    );
+    expect(r.stdout).toMatch(/^ok {4}seamless reload {2}/m);
+    expect(r.stdout).toMatch(/^ok {4}server state/m);
+    expect(r.stdout).toMatch(/^\s+fix: /m);
+  });
+});

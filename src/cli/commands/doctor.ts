@@ -115,6 +115,16 @@ async function socketChecks(settings: Settings): Promise<Check[]> {
     }
     if (!sockets.some((s) => s.address.startsWith("ipv")))
       out.push(ok("exposed sockets", "no TCP runtime sockets"));
+    // Measured on 2.6: add/set/del/clear map and acl answer at user level, so a "read-only"
+    // socket can still rewrite maps and ACLs (and with them routing and blocking).
+    for (const s of sockets.filter((x) => x.level !== "admin"))
+      out.push(
+        warn(
+          "map access",
+          `${s.address} is level ${s.level}, yet HAProxy 2.6 lets any level change maps and ACLs on it`,
+          "give it the same file mode or network protection as the admin socket",
+        ),
+      );
   } catch (e) {
     out.push(
       bad("socket", (e as Error).message, "check that HAProxy runs and the socket path or address"),
