@@ -1,0 +1,98 @@
+import type { Command } from "commander";
+import type { GlobalFlags, Settings } from "../config/settings.js";
+import type { RunContext } from "./run-context.js";
+
+/** Where the CLI writes; every command prints through this. */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const io: Io = {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+};
+
+/** Settings for a command: its flags with the globals, the environment, and the sudo check. */
+export async function settingsFor(cmd: Command): Promise<Settings> {
+  const { resolveSettings } = await import("../config/settings.js");
+  const { isUnderSudo, systemProbe } = await import("../audit/identity.js");
+  return resolveSettings(cmd.optsWithGlobals<GlobalFlags>(), {
+    env: process.env,
+    stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
+    euid: process.geteuid?.() ?? 0,
+    sudo: isUnderSudo(systemProbe(process.env)),
+  });
+}
+
+/**
+ * Policy (and, with audit.reads, the audit log) for read-only commands. Without a policy and
+ * without read auditing this costs nothing: no identity lookups.
+ */
+export async function guardRead(s: Settings, cmd: Command, op: string): Promise<void> {
+  if (s.policy === undefined && !s.audit.reads) return;
+  await withRun(
+    cmd,
+    { op, readOnly: true },
+    async (run) => {
+      await run.journal?.single("ok", []);
+    },
+    s,
+  );
+}
+
+export interface RunFlags {
+  readonly op: string;
+  readonly readOnly?: boolean;
+  readonly dryRun?: boolean | undefined;
+  readonly reason?: string | undefined;
+  readonly force?: boolean | undefined;
+}
+
+/**
+ * Identity, policy and the audit journal around one command (run-context.ts): started before
+ * anything is parsed, so bad input is recorded too; how the command ended is recorded when it
+ * throws; the log is always released.
+ */
+export async function withRun(
+  cmd: Command,
+  flags: RunFlags,
+  body: (run: RunContext, s: Settings) => Promise<void>,
+  resolved?: Settings,
+): Promise<void> {
+  const s = resolved ?? (await settingsFor(cmd));
+  const { startRun } = await import("./run-context.js");
+  const run = await startRun(
+    s,
+    {
+      op: flags.op,
+      readOnly: flags.readOnly ?? false,
+      args: process.argv.slice(2),
+      reason: flags.reason,
+      dryRun: flags.dryRun ?? false,
+      force: flags.force ?? false,
+    },
+    process.env,
+    (m) => io.err(`hapops: ${m}\n`),
+  );
+  try {
+    await body(run, s);
+  } catch (e) {
+    await run.fail(e);
+    throw e;
+  } finally {
+    run.close();
+  }
+}
+
+/** A yes/no question on the terminal (stderr), default no. */
+export async function ask(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,114 @@
+import type { Command } from "commander";
+import type { GlobalFlags } from "../../config/settings.js";
+import { guardRead, io, settingsFor } from "../context.js";
+
+/** audit tail|verify, setup, doctor, sandbox. */
+export function registerAdminCommands(program: Command): void {
+  const audit = program.command("audit").description("the audit log: recent records, chain check");
+  audit
+    .command("tail")
+    .description("recent audit records (raw JSON Lines with --json)")
+    .option("-n, --lines <count>", "how many records", "20")
+    .option("--op <op>", "only this operation (drain, maint, ...)")
+    .option("--operator <user>", "only this operator")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ sudo hapops audit tail -n 50 --operator alice\n  $ sudo hapops audit tail --op drain --json | jq .\n",
+    )
+    .action(async (opts: { lines: string; op?: string; operator?: string }, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "audit");
+      const { runAuditTail, printAuditTail } = await import("../commands/audit.js");
+      io.out(
+        printAuditTail(
+          await runAuditTail(s, { n: Number(opts.lines), op: opts.op, operator: opts.operator }),
+          s,
+        ),
+      );
+    });
+  audit
+    .command("verify")
+    .description(
+      "check the hash chain; prints OK with the record count or the first broken line (exit 1)",
+    )
+    .argument("[file]", "log to check (default: the configured audit.path)")
+    .action(async (file: string | undefined, _opts: object, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "audit");
+      const { runAuditVerify, printAuditVerify } = await import("../commands/audit.js");
+      io.out(printAuditVerify(runAuditVerify(s, file), s));
+    });
+
+  program
+    .command("setup")
+    .description(
+      "install the sudo access pattern on this host (as root): program, config, audit dir, sudoers rule",
+    )
+    .option("--group <group>", "unix group whose members may run hapops through sudo", "hapops")
+    .option(
+      "--prefix <dir>",
+      "where the program goes (<prefix>/lib/hapops, <prefix>/sbin/hapops)",
+      "/usr/local",
+    )
+    .option("-n, --dry-run", "show each file it would write; write nothing")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ sudo hapops setup --group lb-ops --dry-run\n  $ sudo hapops setup --group lb-ops\n",
+    )
+    .action(async (opts: { group: string; prefix: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalFlags & { dryRun?: boolean }>();
+      const { runSetup } = await import("../commands/setup.js");
+      runSetup(
+        {
+          group: opts.group,
+          prefix: opts.prefix,
+          socket: g.socket ?? "/run/haproxy/admin.sock",
+          dryRun: g.dryRun ?? false,
+          json: g.json ?? false,
+        },
+        (t) => io.out(t),
+      );
+    });
+
+  program
+    .command("doctor")
+    .description(
+      "check this host: socket, exposed sockets, haproxy.cfg, sudoers, config, audit log (exit 1 on a failure)",
+    )
+    .option(
+      "--haproxy-config <file>",
+      "HAProxy configuration to inspect",
+      "/etc/haproxy/haproxy.cfg",
+    )
+    .action(async (opts: { haproxyConfig: string }, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      const { runDoctor, printDoctor } = await import("../commands/doctor.js");
+      const checks = await runDoctor(s, opts.haproxyConfig);
+      io.out(printDoctor(checks, s));
+      if (checks.some((c) => c.status === "fail")) {
+        const { VerificationError } = await import("../../errors.js");
+        throw new VerificationError(
+          `doctor: ${checks.filter((c) => c.status === "fail").length} check(s) failed`,
+        );
+      }
+    });
+
+  program
+    .command("sandbox")
+    .description("run a real HAProxy with demo backends to try hapops on")
+    .argument("[action]", "start | stop | status", "start")
+    .option(
+      "--dir <dir>",
+      "sandbox directory (default: a fixed directory under the system temp dir)",
+    )
+    .option("-d, --detach", "start in the background and return once HAProxy is ready")
+    .addHelpText(
+      "after",
+      '\nExamples:\n  $ hapops sandbox                  # foreground; Ctrl-C stops it\n  $ hapops sandbox start --detach\n  $ hapops -s "$(hapops sandbox status --json | jq -r .socket)" servers\n  $ hapops sandbox stop\n',
+    )
+    .action(async (action: string, opts: { dir?: string; detach?: boolean }, cmd: Command) => {
+      const { runSandbox } = await import("../commands/sandbox.js");
+      const json = cmd.optsWithGlobals<GlobalFlags>().json ?? false;
+      await runSandbox(action, { dir: opts.dir, detach: opts.detach ?? false, json }, io);
+    });
+}

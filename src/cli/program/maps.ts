@@ -1,0 +1,122 @@
+import type { Command } from "commander";
+import { guardRead, io, settingsFor, withRun } from "../context.js";
+
+/** map|acl show, get, add, set, del, replace. */
+export function registerMapCommands(program: Command, kind: "map" | "acl"): void {
+  const what = kind === "map" ? "maps (key -> value files HAProxy loaded)" : "ACL pattern files";
+  const group = program
+    .command(kind)
+    .description(`${what}: show, get, add, ${kind === "map" ? "set, " : ""}del, replace`);
+  const ref = `<${kind}>`;
+  const refHelp = `the ${kind}: its file as HAProxy loaded it, or #<id> (see hapops ${kind} show)`;
+  group
+    .command("show")
+    .description(`list the ${kind}s, or the entries of one (JSON Lines with --json)`)
+    .argument(`[${kind}]`, refHelp)
+    .action(async (r: string | undefined, _o: object, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      await guardRead(s, cmd, `${kind} show`);
+      const { runMapShow } = await import("../commands/map.js");
+      io.out(await runMapShow(s, kind, r));
+    });
+  group
+    .command("get")
+    .description(
+      `look a value up as HAProxy would (${kind === "map" ? "which value it maps to" : "whether it matches"})`,
+    )
+    .argument(ref, refHelp)
+    .argument("<value>", "the value to look up")
+    .action(async (r: string, v: string, _o: object, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      await guardRead(s, cmd, `${kind} get`);
+      const { runMapGet } = await import("../commands/map.js");
+      io.out(await runMapGet(s, kind, r, v));
+    });
+  const entryOps: ("add" | "set" | "del")[] =
+    kind === "map" ? ["add", "set", "del"] : ["add", "del"];
+  for (const op of entryOps) {
+    const c = group
+      .command(op)
+      .description(
+        `${op} one ${kind === "map" ? "entry" : "pattern"} (runtime only; replace --persist writes the file)`,
+      )
+      .argument(ref, refHelp)
+      .argument(kind === "map" ? "<key>" : "<pattern>", kind === "map" ? "the key" : "the pattern");
+    if (kind === "map" && op !== "del") c.argument("<value>", "the value");
+    c.option("-n, --dry-run", "show the line; send nothing")
+      .option("--reason <text>", "why (recorded in the audit log)")
+      .action(async (...args: unknown[]) => {
+        const cmd = args[args.length - 1] as Command;
+        const flags = args[args.length - 2] as { dryRun?: boolean; reason?: string };
+        const [r, key, value] = args as [string, string, string | undefined];
+        await withRun(
+          cmd,
+          { op: `${kind} ${op}`, dryRun: flags.dryRun, reason: flags.reason },
+          async (run, s) => {
+            const journal = run.journal!;
+            const { runMapChange } = await import("../commands/map.js");
+            await runMapChange(
+              s,
+              {
+                kind,
+                op,
+                ref: r,
+                key,
+                value: kind === "map" && op !== "del" ? value : undefined,
+                dryRun: flags.dryRun ?? false,
+                journal,
+              },
+              io,
+            );
+          },
+        );
+      });
+  }
+  group
+    .command("replace")
+    .description(
+      `replace the whole ${kind} from a file in one atomic swap (prepare, add @ver, commit), showing the diff first`,
+    )
+    .argument(ref, refHelp)
+    .requiredOption(
+      "--from <file>",
+      kind === "map"
+        ? "the new contents: one 'key value' per line"
+        : "the new contents: one pattern per line",
+    )
+    .option("--persist", `after the commit, write the ${kind} file too (previous kept as .bak)`)
+    .option("-n, --dry-run", "show the diff and what would be sent; send nothing")
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .addHelpText(
+      "after",
+      `\nExample:\n  $ hapops ${kind} replace /etc/haproxy/${kind === "map" ? "hosts.map" : "blocked.acl"} --from new.${kind} --persist\n`,
+    )
+    .action(
+      async (
+        r: string,
+        flags: { from: string; persist?: boolean; dryRun?: boolean; reason?: string },
+        cmd: Command,
+      ) => {
+        await withRun(
+          cmd,
+          { op: `${kind} replace`, dryRun: flags.dryRun, reason: flags.reason },
+          async (run, s) => {
+            const journal = run.journal!;
+            const { runMapReplace } = await import("../commands/map.js");
+            await runMapReplace(
+              s,
+              {
+                kind,
+                ref: r,
+                from: flags.from,
+                persist: flags.persist ?? false,
+                dryRun: flags.dryRun ?? false,
+                journal,
+              },
+              io,
+            );
+          },
+        );
+      },
+    );
+}

@@ -1,0 +1,66 @@
+import type { Command } from "commander";
+import type { GlobalFlags } from "../../config/settings.js";
+import { io, settingsFor, withRun } from "../context.js";
+
+/**
+ * shell and raw. The shell runs each line as a hapops command through `run` (cli/main.ts's
+ * main), so every line is parsed, validated, policy-checked and audited like any other.
+ */
+export function registerOpsCommands(
+  program: Command,
+  run: (argv: string[]) => Promise<number>,
+): void {
+  program
+    .command("shell")
+    .description(
+      "a session for an operator at a terminal: history, Tab completion of names, every operation audited; from a pipe, one command per line",
+    )
+    .addHelpText(
+      "after",
+      '\nExamples:\n  $ sudo hapops shell\n  hapops> drain be_app/app1 --wait\n  $ printf "servers\\nstat be_app\\n" | hapops shell\n',
+    )
+    .action(async (_o: object, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      const { runShell, defaultHistoryFile } = await import("../commands/shell.js");
+      const globals = cmd.optsWithGlobals<GlobalFlags>();
+      // Each line runs as its own hapops command with the same global options.
+      const prefix: string[] = [];
+      if (globals.socket) prefix.push("-s", globals.socket);
+      if (globals.config) prefix.push("-c", globals.config);
+      if (globals.timeout) prefix.push("--timeout", globals.timeout);
+      const interactive = process.stdin.isTTY === true;
+      const code = await runShell({
+        settings: s,
+        execute: (argv) => run([...prefix, ...argv]),
+        input: process.stdin,
+        output: process.stdout,
+        interactive,
+        err: (t) => io.err(t),
+        historyFile: defaultHistoryFile(process.env, s.sudo),
+      });
+      if (code !== 0) {
+        const { ResultExit } = await import("../../errors.js");
+        throw new ResultExit(`a command in the shell failed (exit ${code})`);
+      }
+    });
+
+  program
+    .command("raw")
+    .description(
+      "one runtime command for what has no named operation: checked against a table, level-checked, audited",
+    )
+    .argument("<command>", 'the runtime command, quoted: "show pools"')
+    .option("-n, --dry-run", "show what would be sent; send nothing")
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .addHelpText(
+      "after",
+      '\nOne command only: no ";", newline or payload (<<). Refused: unknown verbs, expert-mode,\nexperimental-mode, debug, prompt, user/operator, quit and master CLI @ prefixes.\nPolicy operation: raw.\n\nExamples:\n  $ hapops raw "show pools"\n  $ hapops raw "set maxconn server be_app/app1 50" --reason "protect app1"\n',
+    )
+    .action((text: string, flags: { dryRun?: boolean; reason?: string }, cmd: Command) =>
+      withRun(cmd, { op: "raw", dryRun: flags.dryRun, reason: flags.reason }, async (run, s) => {
+        run.authorize([]);
+        const { runRaw } = await import("../commands/raw.js");
+        await runRaw(s, { text, dryRun: flags.dryRun ?? false, journal: run.journal! }, io);
+      }),
+    );
+}

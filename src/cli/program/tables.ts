@@ -1,0 +1,108 @@
+import type { Command } from "commander";
+import type { GlobalFlags } from "../../config/settings.js";
+import type { TableEntry } from "../../parse/table.js";
+import { ask, guardRead, io, settingsFor, withRun } from "../context.js";
+
+interface TableFlags {
+  key?: string;
+  filter?: string[];
+  data?: string[];
+  dryRun?: boolean;
+  reason?: string;
+}
+
+/** table show|set|clear. */
+export function registerTableCommands(program: Command): void {
+  const table = program.command("table").description("stick tables: show, set, clear");
+  table
+    .command("set")
+    .description("set data on one entry (created if missing), then read it back (needs operator)")
+    .argument("<table>", "table name")
+    .argument("<key>", "entry key (checked against the table's type)")
+    .argument("<data...>", "data.<type>=<value>, e.g. data.gpc0=1")
+    .option("-n, --dry-run", "show the line; send nothing")
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops table set be_app 192.0.2.10 data.gpc0=1 --reason 'block scraper'\n",
+    )
+    .action((t: string, key: string, data: string[], opts: TableFlags, cmd: Command) =>
+      runTableChangeCommand("table set", t, { ...opts, key, data }, cmd),
+    );
+  table
+    .command("clear")
+    .description("remove entries: one key, those matching a filter, or all (asks, or needs --yes)")
+    .argument("<table>", "table name")
+    .option("--key <key>", "only this key")
+    .option("--filter <expr...>", "only entries matching data.<type> <op> <value>")
+    .option("-n, --dry-run", "show the line; send nothing")
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops table clear be_app --key 192.0.2.10\n  $ hapops table clear be_app --filter data.gpc0 gt 0\n  $ hapops table clear be_app --yes\n",
+    )
+    .action((t: string, opts: TableFlags, cmd: Command) =>
+      runTableChangeCommand("table clear", t, opts, cmd),
+    );
+  table
+    .command("show")
+    .description(
+      "entries of a stick table (needs operator level); --json prints one entry per line",
+    )
+    .argument("<table>", "table name (usually the backend or frontend that declares it)")
+    .option("--key <key>", "only this key (checked against the table's type)")
+    .option(
+      "--filter <expr...>",
+      "only entries matching data.<type> <op> <value> (op: eq ne lt le gt ge)",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ hapops table show be_app\n  $ hapops table show be_app --key 192.0.2.10 --json\n",
+    )
+    .action(async (name: string, opts: { key?: string; filter?: string[] }, cmd: Command) => {
+      const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "table show");
+      const mod = await import("../commands/table.js");
+      if (s.json) {
+        await mod.runTableShow(s, { table: name, key: opts.key, filter: opts.filter }, (e) =>
+          io.out(JSON.stringify(mod.entryJson(name, e)) + "\n"),
+        );
+        return;
+      }
+      const entries: TableEntry[] = [];
+      const info = await mod.runTableShow(
+        s,
+        { table: name, key: opts.key, filter: opts.filter },
+        (e) => entries.push(e),
+      );
+      io.out(mod.printTableEntries(info, entries));
+    });
+}
+
+async function runTableChangeCommand(
+  op: "table set" | "table clear",
+  name: string,
+  flags: TableFlags,
+  cmd: Command,
+): Promise<void> {
+  const globals = cmd.optsWithGlobals<GlobalFlags & { yes?: boolean }>();
+  await withRun(cmd, { op, dryRun: flags.dryRun, reason: flags.reason }, async (run, s) => {
+    const { runTableChange } = await import("../commands/table.js");
+    const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
+    await runTableChange(
+      s,
+      {
+        op,
+        table: name,
+        key: flags.key,
+        filter: flags.filter,
+        data: flags.data,
+        yes: globals.yes ?? false,
+        confirm: interactive ? (q) => ask(q) : undefined,
+        dryRun: flags.dryRun ?? false,
+        journal: run.journal!,
+      },
+      io,
+    );
+  });
+}
