@@ -175,8 +175,10 @@ export class AuditLog {
     try {
       release = await lock(this.path, {
         realpath: false,
-        stale: 10_000,
-        retries: { retries: 200, minTimeout: 5, maxTimeout: 50, factor: 1.3 },
+        // The lock is held for milliseconds; one older than 5 s belongs to a run that died
+        // (kill -9), and is taken over. Retries wait past that (about 11 s in all).
+        stale: 5_000,
+        retries: { retries: 120, minTimeout: 10, maxTimeout: 100, factor: 1.3 },
       });
     } catch (e) {
       throw fail(this.path, "lock it", e);

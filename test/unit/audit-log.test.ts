@@ -7,6 +7,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { hostname, tmpdir } from "node:os";
@@ -421,5 +422,19 @@ describe("processStart", () => {
 
   it("gives undefined for a pid with no process", () => {
     expect(processStart(deadPid())).toBeUndefined();
+  });
+});
+
+describe("a lock left behind", () => {
+  it("is taken over once it is older than 5 s (its run died), and the record is written", async () => {
+    const log = open();
+    mkdirSync(`${logPath}.lock`);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(`${logPath}.lock`, old, old);
+    const started = Date.now();
+    await log.append([input()]);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(readFileSync(logPath, "utf8").trim().split("\n")).toHaveLength(1);
+    expect(existsSync(`${logPath}.lock`)).toBe(false);
   });
 });
