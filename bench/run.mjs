@@ -191,6 +191,11 @@ try {
   console.log(
     `  ${"hapops table show --json peak RSS".padEnd(44)} ${peakRss(`node ${BIN} -s ${large.sock} table show be_table --json >/dev/null`).toFixed(0).padStart(8)} MiB`,
   );
+  const hapHuman = time(`node ${BIN} -s ${large.sock} table show be_table >/dev/null`, 3);
+  row("hapops table show (aligned, streamed)", hapHuman, socatTable, "socat");
+  console.log(
+    `  ${"hapops table show peak RSS".padEnd(44)} ${peakRss(`node ${BIN} -s ${large.sock} table show be_table >/dev/null`).toFixed(0).padStart(8)} MiB`,
+  );
   console.log(
     `  ${"node -e 0 peak RSS".padEnd(44)} ${peakRss("node -e 0").toFixed(0).padStart(8)} MiB`,
   );

@@ -30,7 +30,7 @@ import {
   type TableInfo,
 } from "../../parse/table.js";
 import { suggestion } from "../../util/suggest.js";
-import { renderJson, renderTable } from "../output.js";
+import { renderJson } from "../output.js";
 import type { Io } from "./change.js";
 
 export interface TableShowRequest {
@@ -130,12 +130,14 @@ export async function runTableShow(
   settings: Settings,
   req: TableShowRequest,
   onEntry: (entry: TableEntry) => void,
+  onInfo?: (info: TableInfo) => void,
 ): Promise<TableInfo> {
   const name = validateName("table name", req.table);
   const filter = parseFilter(req.filter);
   return withSession(settings, "hapops table show", async (session) => {
     await session.lowerTo("operator");
     const info = await findTable(session, name);
+    onInfo?.(info);
     const sel = selection(info, req.key, filter, tableDef(settings, name));
     const parser = await streamEntries(session, settings, name, sel, onEntry);
     return parser.header ?? info;
@@ -292,25 +294,68 @@ export function entryJson(table: string, e: TableEntry) {
   return { table, key: e.key, use: e.use, exp: e.exp ?? null, data: e.data };
 }
 
-/** Human output: one aligned row per entry, with a column per stored data type. */
-export function printTableEntries(info: TableInfo, entries: readonly TableEntry[]): string {
-  const dataNames: string[] = [];
-  for (const e of entries)
-    for (const k of Object.keys(e.data)) if (!dataNames.includes(k)) dataNames.push(k);
-  const label = (k: string, e?: TableEntry) => {
-    const p = e?.data[k]?.period ?? entries.find((x) => x.data[k]?.period)?.data[k]?.period;
-    return p !== undefined ? `${k}(${p / 1000}s)` : k;
-  };
-  const header = `table ${info.name}: type ${info.type}, ${info.used} of ${info.size} entries used\n`;
-  if (entries.length === 0) return header;
-  const rows = entries.map((e) => [
-    e.key,
-    String(e.use),
-    e.exp === undefined ? "-" : `${Math.round(e.exp / 1000)}s`,
-    ...dataNames.map((k) => e.data[k]?.value ?? "-"),
-  ]);
-  return (
-    header +
-    renderTable(["KEY", "USE", "EXPIRES", ...dataNames.map((k) => label(k).toUpperCase())], rows)
-  );
+/**
+ * Human output that streams: column widths come from the first `batch` entries, later rows are
+ * printed as they arrive with the same widths (a longer cell only pushes its own line out), so a
+ * table of a million entries is never held.
+ */
+export class EntryPrinter {
+  private readonly buffer: TableEntry[] = [];
+  private widths: number[] | undefined;
+  private dataNames: string[] = [];
+
+  constructor(
+    private readonly out: (text: string) => void,
+    private readonly batch = 500,
+  ) {}
+
+  header(info: TableInfo): void {
+    this.out(`table ${info.name}: type ${info.type}, ${info.used} of ${info.size} entries used\n`);
+  }
+
+  push(e: TableEntry): void {
+    if (this.widths) {
+      this.out(this.line(this.cells(e)));
+      return;
+    }
+    this.buffer.push(e);
+    if (this.buffer.length >= this.batch) this.flush();
+  }
+
+  end(): void {
+    if (!this.widths && this.buffer.length > 0) this.flush();
+  }
+
+  private cells(e: TableEntry): string[] {
+    return [
+      e.key,
+      String(e.use),
+      e.exp === undefined ? "-" : `${Math.round(e.exp / 1000)}s`,
+      ...this.dataNames.map((k) => e.data[k]?.value ?? "-"),
+    ];
+  }
+
+  private flush(): void {
+    for (const e of this.buffer)
+      for (const k of Object.keys(e.data)) if (!this.dataNames.includes(k)) this.dataNames.push(k);
+    const label = (k: string) => {
+      const p = this.buffer.find((x) => x.data[k]?.period !== undefined)?.data[k]?.period;
+      return (p !== undefined ? `${k}(${p / 1000}s)` : k).toUpperCase();
+    };
+    const head = ["KEY", "USE", "EXPIRES", ...this.dataNames.map(label)];
+    const rows = [head, ...this.buffer.map((e) => this.cells(e))];
+    this.widths = head.map((_, i) => rows.reduce((w, r) => Math.max(w, (r[i] ?? "").length), 0));
+    for (const r of rows) this.out(this.line(r));
+    this.buffer.length = 0;
+  }
+
+  private line(cells: readonly string[]): string {
+    const w = this.widths ?? [];
+    return (
+      cells
+        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd((w[i] ?? 0) + 2)))
+        .join("")
+        .trimEnd() + "\n"
+    );
+  }
 }

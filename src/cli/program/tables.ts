@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import type { GlobalFlags } from "../../config/settings.js";
-import type { TableEntry } from "../../parse/table.js";
 import { ask, guardRead, io, settingsFor, withRun } from "../context.js";
 
 interface TableFlags {
@@ -69,13 +68,14 @@ export function registerTableCommands(program: Command): void {
         );
         return;
       }
-      const entries: TableEntry[] = [];
-      const info = await mod.runTableShow(
+      const printer = new mod.EntryPrinter((t) => io.out(t));
+      await mod.runTableShow(
         s,
         { table: name, key: opts.key, filter: opts.filter },
-        (e) => entries.push(e),
+        (e) => printer.push(e),
+        (info) => printer.header(info),
       );
-      io.out(mod.printTableEntries(info, entries));
+      printer.end();
     });
 }
 
