@@ -72,6 +72,17 @@ describe("stick tables", () => {
     expect(recs[0]!.commands).toEqual(["set table be_app key 192.0.2.10 data.gpc0 3"]);
   });
 
+  it("prints entries for people: a summary line, then aligned columns per stored type", async () => {
+    expect((await run(["table", "set", "be_app", "192.0.2.11", "data.gpc0=3"])).code).toBe(0);
+    const r = await run(["table", "show", "be_app", "--key", "192.0.2.11"]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^table be_app: type ip, \d+ of 1024 entries used$/);
+    expect(lines[1]).toMatch(/^KEY\s+USE\s+EXPIRES\s+GPC0\s+HTTP_REQ_RATE\(10S\)$/);
+    expect(lines[2]).toMatch(/^192\.0\.2\.11\s+0\s+\d+s\s+3\s+0$/);
+    expect(lines[2]!.indexOf(" 3 ") + 1).toBe(lines[1]!.indexOf("GPC0"));
+  });
+
   it("filters entries by data", async () => {
     expect((await run(["table", "set", "be_app", "192.0.2.21", "data.gpc0=1"])).code).toBe(0);
     expect((await run(["table", "set", "be_app", "192.0.2.25", "data.gpc0=5"])).code).toBe(0);
