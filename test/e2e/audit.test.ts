@@ -4,11 +4,9 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { rawServersState } from "../helpers/state.js";
 import { AuditLog } from "../../src/audit/log.js";
 import type { AuditRecord } from "../../src/audit/record.js";
-import { showServersState } from "../../src/commands/builders.js";
-import { RuntimeSession } from "../../src/runtime/session.js";
-import { connect } from "../../src/transport/connect.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { hapops, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
@@ -54,26 +52,7 @@ function records(log: string): AuditRecord[] {
     .map((l) => JSON.parse(l) as AuditRecord);
 }
 
-/** `show servers state` minus the columns HAProxy changes by itself (see change.test.ts). */
-async function rawState(): Promise<string> {
-  const socket = await connect(
-    { kind: "unix", path: lab().sockets.user },
-    { connectTimeoutMs: 2000 },
-  );
-  const s = RuntimeSession.start(socket, { target: "test", timeoutMs: 5000 });
-  try {
-    return (await s.run(showServersState()))
-      .map((l) =>
-        l
-          .split(" ")
-          .filter((_, i) => i < 9 || i > 14)
-          .join(" "),
-      )
-      .join("\n");
-  } finally {
-    await s.close();
-  }
-}
+const rawState = () => rawServersState(lab().sockets.user);
 
 const isRoot = process.getuid?.() === 0;
 /** Mounting needs root and a kernel that lets this sandbox mount (CI does). */

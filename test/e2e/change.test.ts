@@ -1,9 +1,7 @@
 import { spawn } from "node:child_process";
 import { request } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import { showServersState } from "../../src/commands/builders.js";
-import { RuntimeSession } from "../../src/runtime/session.js";
-import { connect } from "../../src/transport/connect.js";
+import { rawServersState } from "../helpers/state.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { cliEnv, HAPOPS, hapops, json, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
@@ -43,31 +41,7 @@ async function servers(backend?: string): Promise<Map<string, Row>> {
   return new Map(json<Row[]>(r).map((s) => [`${s.backend}/${s.server}`, s]));
 }
 
-/**
- * Raw `show servers state`, minus the columns HAProxy changes on its own: time since last change
- * (ticks every second) and the health-check progress fields (srv_check_status .. srv_agent_state,
- * which flip while a check runs). Admin state, operational state and weights stay in.
- */
-async function rawState(): Promise<string> {
-  const socket = await connect(
-    { kind: "unix", path: lab().sockets.user },
-    { connectTimeoutMs: 2000 },
-  );
-  const s = RuntimeSession.start(socket, { target: "test", timeoutMs: 5000 });
-  try {
-    const lines = await s.run(showServersState());
-    return lines
-      .map((l) =>
-        l
-          .split(" ")
-          .filter((_, i) => i < 9 || i > 14)
-          .join(" "),
-      )
-      .join("\n");
-  } finally {
-    await s.close();
-  }
-}
+const rawState = () => rawServersState(lab().sockets.user);
 
 /** A GET through HAProxy's HTTP frontend; resolves with the status and when it finished. */
 function get(path: string): Promise<{ status: number; at: number }> {

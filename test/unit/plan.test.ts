@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { thrown } from "../helpers/thrown.js";
 import { ExitCode, GuardError, UsageError } from "../../src/errors.js";
 import {
   checkGuards,
@@ -14,16 +15,6 @@ import {
   type WeightStep,
 } from "../../src/ops/plan.js";
 import { listSelector, parseAddrSelector, parseSelector } from "../../src/ops/selector.js";
-
-function thrown<E extends Error>(cls: new (...args: never[]) => E, fn: () => unknown): E {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(cls);
-    return e as E;
-  }
-  throw new Error(`expected ${cls.name} to be thrown`);
-}
 
 /** A server that is UP, READY, weight 10 of 10, with no sessions, unless told otherwise. */
 function fact(backend: string, server: string, over: Partial<ServerFacts> = {}): ServerFacts {

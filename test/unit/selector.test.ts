@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { thrown } from "../helpers/thrown.js";
 import { ExitCode, UsageError, ValidationError } from "../../src/errors.js";
 import {
   listSelector,
@@ -12,15 +13,6 @@ import {
 } from "../../src/ops/selector.js";
 
 /** Run `fn`, expect it to throw an instance of `cls`, and hand the error back for more checks. */
-function thrown<E extends Error>(cls: new (...args: never[]) => E, fn: () => unknown): E {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(cls);
-    return e as E;
-  }
-  throw new Error(`expected ${cls.name} to be thrown`);
-}
 
 function srv(
   backend: string,
