@@ -131,16 +131,8 @@ export class Journal {
     error?: HapopsError,
     detail?: Record<string, unknown>,
   ): Promise<void> {
-    const step = ++this.steps;
-    await this.write({
-      step,
-      phase: "result",
-      commands,
-      outcome,
-      error: errorField(error),
-      ...(detail ? { detail } : {}),
-    });
-    if (outcome === "refused" || outcome === "failed") this.settled = true;
+    // A result without an intent: nothing was (or will be) sent for it.
+    await this.result(++this.steps, outcome, commands, error, detail);
   }
 
   /**
