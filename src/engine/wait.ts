@@ -40,6 +40,8 @@ export interface DrainWaitOptions {
 
 export interface DrainWaitResult extends DrainProgress {
   readonly drained: boolean;
+  /** The first poll found sessions: the servers were not empty when the wait began. */
+  readonly waited: boolean;
 }
 
 /**
@@ -52,14 +54,16 @@ export async function waitForDrain(
   opts: DrainWaitOptions,
 ): Promise<DrainWaitResult> {
   const start = opts.clock.now();
+  let waited: boolean | undefined;
   for (;;) {
     const remaining = await poll();
     const total = [...remaining.values()].reduce((a, b) => a + b, 0);
     const elapsedMs = opts.clock.now() - start;
     const progress = { remaining, total, elapsedMs, timeoutMs: opts.timeoutMs };
     opts.onProgress?.(progress);
-    if (total === 0) return { ...progress, drained: true };
-    if (elapsedMs >= opts.timeoutMs) return { ...progress, drained: false };
+    waited ??= total > 0;
+    if (total === 0) return { ...progress, drained: true, waited };
+    if (elapsedMs >= opts.timeoutMs) return { ...progress, drained: false, waited };
     if (opts.signal?.aborted) throw interrupted(progress);
     await opts.clock.sleep(Math.min(opts.intervalMs, opts.timeoutMs - elapsedMs), opts.signal);
     if (opts.signal?.aborted) throw interrupted(progress);

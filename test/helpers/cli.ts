@@ -1,13 +1,13 @@
 import { spawn, type SpawnOptions } from "node:child_process";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inject } from "vitest";
 
 /**
  * Every run gets a config of its own unless a test brings one, so that no test depends on (or
  * is changed by) /etc/hapops/hapops.yaml, and change tests have a writable audit log.
  */
-const neutralDir = mkdtempSync(join(tmpdir(), "hapops-cli-"));
+const neutralDir = mkdtempSync(join(inject("runDir"), "cli-"));
 export const NEUTRAL_CONFIG = join(neutralDir, "hapops.yaml");
 export const NEUTRAL_AUDIT = join(neutralDir, "audit.jsonl");
 writeFileSync(NEUTRAL_CONFIG, `audit:\n  path: ${NEUTRAL_AUDIT}\n`, { mode: 0o644 });

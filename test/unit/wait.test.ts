@@ -283,3 +283,19 @@ describe("realClock", () => {
     await expect(sleeping).resolves.toBeUndefined();
   });
 });
+
+describe("waitForDrain: whether it waited", () => {
+  it("says it waited when the first poll found sessions, however short the wait", async () => {
+    const clock = new FakeClock();
+    const { poll } = scripted({ "be/a": 1 }, { "be/a": 0 });
+    const r = await waitForDrain(poll, { timeoutMs: 60_000, intervalMs: 10, clock });
+    expect(r).toMatchObject({ drained: true, waited: true, elapsedMs: 10 });
+  });
+
+  it("says it did not wait when the servers were already empty", async () => {
+    const clock = new FakeClock();
+    const { poll } = scripted({ "be/a": 0 });
+    const r = await waitForDrain(poll, { timeoutMs: 60_000, intervalMs: 10, clock });
+    expect(r).toMatchObject({ drained: true, waited: false, elapsedMs: 0 });
+  });
+});

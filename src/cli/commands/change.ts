@@ -342,9 +342,9 @@ async function drainWait(
       { remaining: r.report.wait.remaining },
     );
   r.line(
-    result.elapsedMs < 1000
-      ? "drained: no sessions left"
-      : `drained: no sessions left after ${formatDuration(result.elapsedMs)}`,
+    result.waited
+      ? `drained: no sessions left after ${formatDuration(result.elapsedMs)}`
+      : "drained: no sessions left (there were none)",
   );
 }
 
