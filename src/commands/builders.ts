@@ -3,6 +3,7 @@ import { GRAMMAR, type CommandName, type CommandSpec } from "./grammar.js";
 import type { Level } from "./levels.js";
 import {
   validateFilename,
+  refusePayloadMarker,
   validateName,
   validateTableDataType,
   validateTableDataValue,
@@ -24,8 +25,17 @@ export interface RuntimeCommand {
   readonly payload?: readonly string[];
 }
 
+/** The one place lines are assembled. Builders validate each word first; this is the backstop. */
 function build(name: CommandName, args: readonly string[] = []): RuntimeCommand {
   const spec = GRAMMAR[name];
+  for (const [i, word] of args.entries()) {
+    // The payload marker is a builder's own last word, never part of an argument.
+    if (word === "<<" && i === args.length - 1) continue;
+    if (word.length === 0 || /[\s;\\]|<</.test(word) || /[^\x21-\x7e]/.test(word))
+      throw new ValidationError(
+        `${JSON.stringify(word)} cannot be sent as a word of '${spec.words}': it is empty or contains a space, ';', '\\', '<<' or a control or non-ASCII character`,
+      );
+  }
   const line = [spec.words, ...args].join(" ");
   return { name, spec, line };
 }
@@ -216,6 +226,7 @@ const MAP_WORD = /^[\x21-\x3a\x3c-\x5b\x5d-\x7e]+$/;
 
 export function validateMapWord(what: string, value: string): string {
   if (value.length === 0) throw new ValidationError(`${what} is empty`);
+  refusePayloadMarker(what, value);
   if (!MAP_WORD.test(value)) {
     const bad = [...value].find((ch) => !MAP_WORD.test(ch)) ?? "";
     const named =

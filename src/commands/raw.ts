@@ -116,8 +116,8 @@ export function parseRaw(text: string): RawCommand {
     throw new ValidationError(
       "master CLI prefixes (@, @!, @@) are refused: hapops talks to one process's runtime API",
     );
-  // `<<` opens a payload; 3.x also takes `<<PATTERN` (a payload ending at PATTERN).
-  if (tokens.some((t) => t.startsWith("<<")) || tokens[tokens.length - 1]!.endsWith("<<"))
+  // `<<` opens a payload (2.6: a word ending in `<<`; 3.x also `<<PATTERN`): refused anywhere.
+  if (tokens.some((t) => t.includes("<<")))
     throw new ValidationError(
       "payload commands (<<) are refused in raw: use the named operations (rotate-cert, map replace)",
     );

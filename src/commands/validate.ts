@@ -41,6 +41,20 @@ function describeChar(ch: string): string {
 
 const NAME_CHAR = /[A-Za-z0-9_.:-]/;
 
+/**
+ * `<<` in a word puts HAProxy's CLI in payload mode (2.6: a line ending in `<<`; 3.0+: `<<MARKER`
+ * anywhere a word starts): the session then waits for payload lines, and whatever follows is fed
+ * to the command as data. No word hapops puts on a line may contain it; only the builders of
+ * payload commands add the marker themselves.
+ */
+export function refusePayloadMarker(what: string, value: string): string {
+  if (value.includes("<<"))
+    throw new ValidationError(
+      `${what} ${JSON.stringify(value)} contains '<<', which would put HAProxy's CLI in payload mode; it cannot be sent as a word`,
+    );
+  return value;
+}
+
 /** A backend, frontend, server or table name. `what` names it in the error ("backend name"). */
 export function validateName(what: string, value: string): string {
   if (value.length === 0) throw new ValidationError(`${what} is empty`);
@@ -108,6 +122,8 @@ export function validateTableKey(table: string, spec: TableKeySpec, key: string)
       break;
     }
     case "string": {
+      if (key.includes("<<"))
+        fail("it contains '<<', which would put HAProxy's CLI in payload mode");
       const bad = describeBadChar(key, STRING_KEY_CHAR);
       if (bad) fail(`it contains ${bad}`);
       if (spec.length !== undefined && Buffer.byteLength(key) > spec.length)

@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chunkEntries, diffMaps, readMapFile } from "../../src/cli/commands/map.js";
 import {
   addMapVersion,
+  delMapEntry,
+  getMap,
+  setMapEntry,
   commitMap,
   encodeCommand,
   prepareMap,
@@ -508,5 +511,17 @@ describe("map builders", () => {
       expect(() => prepareMap("map", "a;b")).toThrow(ValidationError);
       expect(() => commitMap("acl", 1, "a b")).toThrow(ValidationError);
     });
+  });
+});
+
+describe("'<<' is refused in every word put on a line", () => {
+  it.each([
+    ["map key", () => setMapEntry("/etc/haproxy/hosts.map", "a<<", "v")],
+    ["map value", () => setMapEntry("/etc/haproxy/hosts.map", "k", "v<<EOF")],
+    ["acl pattern", () => delMapEntry("acl", "#4", "<<x")],
+    ["lookup value", () => getMap("map", "#1", "x<<")],
+    ["payload entry key", () => addMapVersion("map", 2, "#1", [{ key: "a<<b", value: "v" }])],
+  ])("%s", (_what, make) => {
+    expect(make).toThrow(/'<<'/);
   });
 });

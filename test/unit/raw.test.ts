@@ -73,11 +73,9 @@ describe("parseRaw: accepted commands and their spec", () => {
     });
   });
 
-  it("keeps arguments containing '<' that are not a payload marker", () => {
-    expect(parseRaw("show table be_app data.gpc0 gt 0").line).toBe(
-      "show table be_app data.gpc0 gt 0",
-    );
-    expect(parseRaw("get map #1 a<<b").line).toBe("get map #1 a<<b");
+  it("keeps a single '<' but refuses '<<' anywhere in a word (payload mode on 3.x)", () => {
+    expect(parseRaw("get map #1 a<b").line).toBe("get map #1 a<b");
+    expect(refusal("get map #1 a<<b").message).toMatch(/^payload commands \(<<\) are refused/);
   });
 
   it("lists its table's words, each accepted on its own", () => {

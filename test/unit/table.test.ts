@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ProtocolError } from "../../src/errors.js";
+import { validateTableKey } from "../../src/commands/validate.js";
 import {
   decodeKey,
   INSUFFICIENT_PRIVILEGES,
@@ -188,5 +189,13 @@ describe("TableDumpParser", () => {
   it("refuses a line that is neither comment nor entry", () => {
     const parser = new TableDumpParser(() => undefined);
     expect(() => parser.line("Unknown command")).toThrow(ProtocolError);
+  });
+});
+
+describe("'<<' in a string table key", () => {
+  it("is refused before anything is built (payload mode on 3.x)", () => {
+    expect(() => validateTableKey("be_app", { type: "string" }, "ab<<EOF")).toThrow(
+      /'<<', which would put HAProxy's CLI in payload mode/,
+    );
   });
 });
