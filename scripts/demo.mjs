@@ -10,6 +10,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = join(root, "dist", "hapops.cjs");
 const dir = mkdtempSync(join(tmpdir(), "hapops-demo-"));
 
+// `sudo npm run demo` is root trying hapops as itself, not an operator going through the sudo
+// rule: hapops refuses SUDO_* from anything but sudo itself, so they are not passed on.
+const baseEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith("SUDO_")),
+);
+
 function hapops(args, { capture = false, env = {} } = {}) {
   const shownEnv = Object.entries(env)
     .map(([k, v]) => `${k}=${v} `)
@@ -18,7 +24,7 @@ function hapops(args, { capture = false, env = {} } = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], {
     stdio: capture ? ["ignore", "pipe", "inherit"] : "inherit",
     encoding: "utf8",
-    env: { ...process.env, ...env },
+    env: { ...baseEnv, ...env },
   });
   if (r.status !== 0) throw new Error(`hapops ${args.join(" ")} exited ${r.status}`);
   return r.stdout;

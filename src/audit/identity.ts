@@ -1,7 +1,7 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { GuardError } from "../errors.js";
+import { runTool } from "../host/tools.js";
 
 /**
  * Who is acting. Under sudo the operator is SUDO_USER, checked against SUDO_UID in the passwd
@@ -11,6 +11,8 @@ import { GuardError } from "../errors.js";
 export interface Identity {
   readonly operator: string;
   readonly uid: number;
+  /** Primary group of the operator (passwd), for opening their files with their rights. */
+  readonly gid: number;
   /** Running through sudo: effective uid 0, SUDO_UID/SUDO_USER set, and sudo is our parent. */
   readonly sudo: boolean;
   /** Kernel login uid (audit subsystem): survives sudo and su; undefined when unset. */
@@ -26,7 +28,7 @@ export interface IdentityProbe {
   readonly ppid: number;
   readonly env: NodeJS.ProcessEnv;
   /** passwd lookup by name or uid (getent). */
-  lookupUser(key: string | number): { name: string; uid: number } | undefined;
+  lookupUser(key: string | number): { name: string; uid: number; gid: number } | undefined;
   groupsOf(user: string): string[];
   /** Name of the program our parent process runs (from /proc), when readable. */
   parentProgram(ppid: number): string | undefined;
@@ -36,8 +38,7 @@ export interface IdentityProbe {
 
 function getent(db: string, key: string): string | undefined {
   try {
-    return execFileSync("getent", [db, key], {
-      encoding: "utf8",
+    return runTool("getent", "libc-bin", [db, "--", key], {
       stdio: ["ignore", "pipe", "ignore"],
     }).trim();
   } catch {
@@ -45,7 +46,10 @@ function getent(db: string, key: string): string | undefined {
   }
 }
 
-/** The real system: getent (so NSS users from LDAP and the like count), id, and /proc. */
+/**
+ * The real system: getent and id (by absolute path, so NSS users from LDAP and the like count,
+ * and never a program from the caller's PATH), and /proc.
+ */
 export const systemProbe = (env: NodeJS.ProcessEnv): IdentityProbe => ({
   uid: process.getuid?.() ?? 0,
   euid: process.geteuid?.() ?? 0,
@@ -54,14 +58,13 @@ export const systemProbe = (env: NodeJS.ProcessEnv): IdentityProbe => ({
   lookupUser(key) {
     const line = getent("passwd", String(key));
     if (!line) return undefined;
-    const [name, , uid] = line.split("\n")[0]!.split(":");
-    if (name === undefined || uid === undefined) return undefined;
-    return { name, uid: Number(uid) };
+    const [name, , uid, gid] = line.split("\n")[0]!.split(":");
+    if (name === undefined || uid === undefined || gid === undefined) return undefined;
+    return { name, uid: Number(uid), gid: Number(gid) };
   },
   groupsOf(user) {
     try {
-      return execFileSync("id", ["-Gn", "--", user], {
-        encoding: "utf8",
+      return runTool("id", "coreutils", ["-Gn", "--", user], {
         stdio: ["ignore", "pipe", "ignore"],
       })
         .trim()
@@ -104,20 +107,30 @@ export const systemProbe = (env: NodeJS.ProcessEnv): IdentityProbe => ({
   },
 });
 
+/** The variables sudo sets for the command it runs (sudo(8), "Command environment"). */
+const SUDO_VARS = ["SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND"] as const;
+
 /**
  * Running through sudo: effective uid 0, SUDO_USER and SUDO_UID set, and sudo is our parent
  * process. sudo runs the command as its child; root can set SUDO_* by hand, which must not let
  * it act in someone else's name. Cheap: no passwd lookups.
+ *
+ * Fails closed: euid 0 with SUDO_* set but sudo not the direct parent (a wrapper that does not
+ * exec, a root shell from `sudo -s`) could be an operator who reached root another way; acting
+ * as plain root there would hand them a free config, no policy and their own audit file.
  */
 // `sudo -u <someone else> hapops` is not "under sudo" here: the sudoers rule setup installs
 // allows running as root only, and a run as another user is that user's own run.
 export function isUnderSudo(probe: IdentityProbe): boolean {
-  const { SUDO_USER, SUDO_UID } = probe.env;
-  return (
-    probe.euid === 0 &&
-    SUDO_USER !== undefined &&
-    SUDO_UID !== undefined &&
-    probe.parentProgram(probe.ppid) === "sudo"
+  if (probe.euid !== 0) return false;
+  const set = SUDO_VARS.filter((k) => probe.env[k] !== undefined);
+  if (set.length === 0) return false;
+  const parent = probe.parentProgram(probe.ppid);
+  if (parent === "sudo" && probe.env.SUDO_USER !== undefined && probe.env.SUDO_UID !== undefined)
+    return true;
+  throw new GuardError(
+    `running as root with ${set.join(", ")} set, but not started by sudo itself (parent: ${parent ?? "unknown"}); refusing to guess who is acting. Operators: run sudo hapops ... directly. Root acting as itself: unset ${SUDO_VARS.join(" ")} first`,
+    { sudoVars: set, parent: parent ?? null },
   );
 }
 
@@ -136,6 +149,7 @@ export function resolveIdentity(probe: IdentityProbe): Identity {
     return {
       operator: entry.name,
       uid: entry.uid,
+      gid: entry.gid,
       sudo: true,
       groups: probe.groupsOf(entry.name),
       ...common,
@@ -146,6 +160,7 @@ export function resolveIdentity(probe: IdentityProbe): Identity {
   return {
     operator: name,
     uid: probe.uid,
+    gid: entry?.gid ?? process.getgid?.() ?? 0,
     sudo: false,
     groups: entry ? probe.groupsOf(name) : [],
     ...common,

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { runToolAsync } from "../host/tools.js";
 import { createSocket } from "node:dgram";
 import { connect } from "node:net";
 import { hostname } from "node:os";
@@ -38,11 +38,14 @@ export function sendSyslog(
   if (target.kind === "local") {
     // /dev/log is a unix datagram socket, which Node cannot open; logger(1) can.
     return new Promise((resolve, reject) => {
-      execFile(
+      runToolAsync(
         "logger",
+        "bsdutils",
         ["--rfc5424=notq", "-u", "/dev/log", "-p", "auth.notice", "-t", "hapops", "--", line],
-        { timeout: timeoutMs },
-        (err) => (err ? reject(new Error(err.message)) : resolve()),
+        { timeoutMs },
+      ).then(
+        () => resolve(),
+        (err: Error) => reject(new Error(err.message)),
       );
     });
   }

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { GlobalFlags, Settings } from "../config/settings.js";
+import type { HapopsError } from "../errors.js";
 import type { RunContext } from "./run-context.js";
 
 /** Where the CLI writes; every command prints through this. */
@@ -48,6 +49,8 @@ export interface RunFlags {
   readonly dryRun?: boolean | undefined;
   readonly reason?: string | undefined;
   readonly force?: boolean | undefined;
+  /** The run is refused before it starts (a host path under sudo...): recorded, then thrown. */
+  readonly refusal?: HapopsError | undefined;
 }
 
 /**
@@ -72,6 +75,7 @@ export async function withRun(
       reason: flags.reason,
       dryRun: flags.dryRun ?? false,
       force: flags.force ?? false,
+      refusal: flags.refusal,
     },
     process.env,
     (m) => io.err(`hapops: ${m}\n`),
@@ -84,6 +88,26 @@ export async function withRun(
   } finally {
     run.close();
   }
+}
+
+/** Commands that administer the host, not HAProxy: never run with root's rights for an operator. */
+const HOST_COMMANDS = new Set(["setup", "sandbox"]);
+
+/**
+ * The gate every command passes before its action (a preAction hook on the program, so no
+ * command can skip it). Who is acting is settled first and fails closed (identity.ts); under
+ * sudo, host-administration commands are refused and recorded.
+ */
+export async function gate(action: Command): Promise<void> {
+  const { isUnderSudo, systemProbe } = await import("../audit/identity.js");
+  if (!isUnderSudo(systemProbe(process.env))) return;
+  const name = action.parent?.parent ? action.parent.name() : action.name();
+  if (!HOST_COMMANDS.has(name)) return;
+  const { PolicyError } = await import("../errors.js");
+  const refusal = new PolicyError(
+    `hapops ${name} administers this host and is refused under sudo: an admin runs it as root directly (not through the operators' sudo rule)`,
+  );
+  await withRun(action, { op: name, readOnly: true, refusal }, () => Promise.resolve());
 }
 
 /** A yes/no question on the terminal (stderr), default no. */

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { ExitCode, InternalError, isHapopsError, type HapopsError } from "../errors.js";
-import { io } from "./context.js";
+import { gate, io } from "./context.js";
 import { registerAdminCommands } from "./program/admin.js";
 import { registerCertCommands } from "./program/certs.js";
 import { registerChangeCommands } from "./program/change.js";
@@ -59,6 +59,8 @@ export function buildProgram(): Command {
         write(`hapops: ${t.replace(/^error: /, "").trimEnd()} (see --help)\n`),
     });
 
+  // Every action, whatever the command, passes the gate first.
+  program.hook("preAction", (_program, action) => gate(action));
   registerReadCommands(program);
   registerTableCommands(program);
   registerChangeCommands(program);

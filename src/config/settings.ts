@@ -115,7 +115,9 @@ function lockDown(flags: GlobalFlags, env: NodeJS.ProcessEnv): void {
 }
 
 function defaultAuditPath(environment: Environment): { path: string; createDir: boolean } {
-  if (environment.euid === 0) return { path: "/var/log/hapops/audit.jsonl", createDir: false };
+  // Like sudo's I/O log directory: made root-owned 0700 on first use; a directory that exists
+  // and cannot be written still fails closed.
+  if (environment.euid === 0) return { path: "/var/log/hapops/audit.jsonl", createDir: true };
   const state =
     environment.env.XDG_STATE_HOME || join(environment.env.HOME || homedir(), ".local", "state");
   return { path: join(state, "hapops", "audit.jsonl"), createDir: true };
@@ -130,7 +132,11 @@ export async function resolveSettings(
   const configPath = environment.sudo ? SYSTEM_CONFIG : findConfigPath(flags, environment.env);
   const file: ConfigFile = configPath ? await readConfigFile(configPath) : {};
   const socketText = flags.socket ?? environment.env.HAPOPS_SOCKET ?? file.socket ?? DEFAULT_SOCKET;
-  const named = file.targets?.[socketText];
+  // Own keys only: `-s constructor` must not find Object.prototype's.
+  const named =
+    file.targets !== undefined && Object.hasOwn(file.targets, socketText)
+      ? file.targets[socketText]
+      : undefined;
   if (environment.sudo && flags.socket !== undefined && !named && flags.socket !== file.socket)
     throw new PolicyError(
       `-s ${flags.socket} is refused under sudo: use a target named in ${SYSTEM_CONFIG} (${Object.keys(file.targets ?? {}).join(", ") || "none defined"})`,

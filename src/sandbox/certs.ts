@@ -1,10 +1,7 @@
-import { execFile } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { EnvironmentError } from "../errors.js";
-
-const run = promisify(execFile);
+import { runToolAsync } from "../host/tools.js";
 
 export interface IssuedCert {
   /** Certificate (PEM). */
@@ -30,13 +27,10 @@ export interface CertRequest {
 
 async function openssl(args: readonly string[], cwd: string): Promise<void> {
   try {
-    await run("openssl", args, { cwd });
+    await runToolAsync("openssl", "openssl", args, { cwd });
   } catch (e) {
+    if (e instanceof EnvironmentError) throw e;
     const err = e as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === "ENOENT")
-      throw new EnvironmentError(
-        "the openssl command is not installed; the sandbox uses it to generate certificates (apt-get install openssl)",
-      );
     throw new EnvironmentError(`openssl ${args[0]} failed: ${err.stderr ?? err.message}`);
   }
 }

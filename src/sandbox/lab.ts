@@ -3,6 +3,7 @@ import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { showInfo, showStat } from "../commands/builders.js";
 import { EnvironmentError } from "../errors.js";
+import { tool, toolEnv } from "../host/tools.js";
 import { parseStat, toStatEntry } from "../parse/stat.js";
 import { RuntimeSession } from "../runtime/session.js";
 import { connect } from "../transport/connect.js";
@@ -276,8 +277,11 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     );
 
     let output = "";
-    const bin = opts.haproxyBin ?? "haproxy";
-    const proc = spawn(bin, ["-db", "-f", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+    const bin = opts.haproxyBin ?? tool("haproxy", "haproxy");
+    const proc = spawn(bin, ["-db", "-f", configPath], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: toolEnv(),
+    });
     child = proc;
     proc.stdout?.on("data", (d: Buffer) => (output += d.toString()));
     proc.stderr?.on("data", (d: Buffer) => (output += d.toString()));
@@ -286,7 +290,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         reject(
           new EnvironmentError(
             e.code === "ENOENT"
-              ? `the ${bin} binary is not installed or not on PATH (Debian: apt-get install haproxy)`
+              ? `${bin} is not installed (Debian: apt-get install haproxy)`
               : `cannot start ${bin}: ${e.message}`,
           ),
         ),

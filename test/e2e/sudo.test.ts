@@ -1,30 +1,17 @@
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { chownSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../src/audit/record.js";
 import { hapops, HAPOPS, json, type CliResult } from "../helpers/cli.js";
+import { canMakePrivateHost, privateHost, type PrivateHost } from "../helpers/host.js";
 import { useLab } from "../helpers/lab.js";
 
 /**
- * The production access pattern, for real: `hapops setup` installs the program, the system
- * config and a sudoers rule; real users run it through real sudo. Root only (CI runs as root);
- * the files this touches in /etc are backed up and restored.
+ * The production access pattern, for real and as a hostile operator would try it: `hapops setup`
+ * installs the program, the system config and a sudoers rule; real users run it through real
+ * sudo. Everything happens in a private host (a mount namespace with overlays on /etc, /var/log
+ * and /usr/local), so users, groups and sudoers rules never touch the machine.
  */
-const isRoot = process.getuid?.() === 0;
-const hasSudo = spawnSync("sh", ["-c", "command -v sudo && command -v runuser"]).status === 0;
-
 const OPS = "hapops-e2e-ops"; // may use sudo hapops
 const ADMINS = "hapops-e2e-admins"; // policy: everything
 const APP = "hapops-e2e-app"; // policy: read, drain, ready on be_app/* only
@@ -34,7 +21,13 @@ const BOB = "hapops-e2e-bob"; // none: not allowed by sudo
 
 const SYSTEM_CONFIG = "/etc/hapops/hapops.yaml";
 const SUDOERS = "/etc/sudoers.d/hapops";
-const BACKUP = ".hapops-e2e-backup";
+const SBIN = "/usr/local/sbin/hapops";
+const AUDIT_LOG = "/var/log/hapops/audit.jsonl";
+/** A file only root may read, standing for /etc/shadow. */
+const SECRET = "/etc/hapops-e2e-secret";
+const SECRET_TEXT = "root-only-line-7f3a";
+/** A root-only directory, standing for /etc/letsencrypt/live/<domain>. */
+const SECRET_DIR = "/etc/hapops-e2e-live";
 
 const lab = useLab({
   backends: [
@@ -49,26 +42,16 @@ const lab = useLab({
   ],
 });
 
-let work = "";
-let sbin = "";
-let auditLog = "";
+let host: PrivateHost;
 
-function sh(cmd: string, args: readonly string[]): void {
-  execFileSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-
-function ensureGroup(g: string): void {
-  if (spawnSync("getent", ["group", g]).status !== 0) sh("groupadd", [g]);
-}
-
-function ensureUser(u: string, groups: readonly string[]): void {
-  if (spawnSync("id", [u]).status !== 0)
-    sh("useradd", ["--no-create-home", "--shell", "/bin/sh", u]);
-  if (groups.length > 0) sh("usermod", ["-G", groups.join(","), u]);
+function sh(cmd: string, ...args: string[]): string {
+  const r = host.sh(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
 }
 
 function uidOf(u: string): number {
-  return Number(execFileSync("id", ["-u", u], { encoding: "utf8" }).trim());
+  return Number(sh("id", "-u", u).trim());
 }
 
 /** Run a command as `user` with their groups (runuser sets them up, as a login would). */
@@ -77,35 +60,25 @@ function asUser(
   args: readonly string[],
   env: Record<string, string> = {},
 ): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      "runuser",
-      [
-        "-u",
-        user,
-        "--",
-        "env",
-        "-i",
-        "PATH=/usr/bin:/bin",
-        ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-        ...args,
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return host.run("runuser", [
+    "-u",
+    user,
+    "--",
+    "env",
+    "-i",
+    "PATH=/usr/bin:/bin",
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    ...args,
+  ]);
 }
 
 const viaSudo = (user: string, args: readonly string[], env: Record<string, string> = {}) =>
-  asUser(user, ["sudo", "-n", sbin, ...args], env);
+  asUser(user, ["sudo", "-n", SBIN, ...args], env);
 
 function records(): AuditRecord[] {
-  if (!existsSync(auditLog)) return [];
-  return readFileSync(auditLog, "utf8")
+  const r = host.sh("cat", [AUDIT_LOG]);
+  if (r.status !== 0) return [];
+  return r.stdout
     .trim()
     .split("\n")
     .filter(Boolean)
@@ -119,67 +92,54 @@ async function adminState(server: string): Promise<string | undefined> {
   )?.admin;
 }
 
-describe.runIf(isRoot && hasSudo)("the sudo access pattern", () => {
-  // Directories setup creates; removed afterwards unless they were there before.
-  const created = ["/etc/hapops", "/var/log/hapops"].filter((d) => !existsSync(d));
+function expectNoSecret(r: CliResult): void {
+  expect(r.stdout + r.stderr).not.toContain(SECRET_TEXT);
+}
 
+describe.runIf(canMakePrivateHost())("the sudo access pattern, in a private host", () => {
   beforeAll(() => {
-    for (const f of [SYSTEM_CONFIG, SUDOERS]) if (existsSync(f)) renameSync(f, f + BACKUP);
-    for (const g of [OPS, ADMINS, APP]) ensureGroup(g);
-    ensureUser(ALICE, [OPS, ADMINS]);
-    ensureUser(CAROL, [OPS, APP]);
-    ensureUser(BOB, []);
-    work = mkdtempSync(join(tmpdir(), "hapops-sudo-"));
-    chmodSync(work, 0o755);
-    const setup = spawnSync(
-      process.execPath,
-      [HAPOPS, "setup", "--group", OPS, "--prefix", join(work, "prefix")],
-      {
-        encoding: "utf8",
-      },
-    );
+    host = privateHost();
+    for (const g of [OPS, ADMINS, APP]) sh("groupadd", g);
+    sh("useradd", "--no-create-home", "--shell", "/bin/sh", "-G", `${OPS},${ADMINS}`, ALICE);
+    sh("useradd", "--no-create-home", "--shell", "/bin/sh", "-G", `${OPS},${APP}`, CAROL);
+    sh("useradd", "--no-create-home", "--shell", "/bin/sh", BOB);
+    const setup = host.sh(process.execPath, [HAPOPS, "setup", "--group", OPS]);
     if (setup.status !== 0) throw new Error(`hapops setup failed: ${setup.stderr}`);
-    sbin = join(work, "prefix", "sbin", "hapops");
-    const auditDir = join(work, "audit");
-    mkdirSync(auditDir, { mode: 0o700 });
-    auditLog = join(auditDir, "audit.jsonl");
-    writeFileSync(
+    host.write(
       SYSTEM_CONFIG,
       [
         `socket: ${lab().sockets.admin}`,
         "targets:",
         `  lab: { socket: ${lab().sockets.admin} }`,
+        `haproxyConfig: ${lab().configPath}`,
         "audit:",
-        `  path: ${auditLog}`,
+        `  path: ${AUDIT_LOG}`,
         "policy:",
         "  groups:",
         `    ${ADMINS}: ["*"]`,
         `    ${APP}: { allow: [read, drain, ready], selectors: ["be_app/*"] }`,
         "",
       ].join("\n"),
-      { mode: 0o644 },
+      0o644,
     );
+    host.write(SECRET, `${SECRET_TEXT} has a key but no value\n`, 0o600);
+    host.write(join(SECRET_DIR, "fullchain.pem"), `${SECRET_TEXT}\n`, 0o600);
+    host.write(join(SECRET_DIR, "privkey.pem"), `${SECRET_TEXT}\n`, 0o600);
+    // The operators' scratch space: theirs, as a home directory would be.
+    sh("mkdir", "-p", "/usr/local/ops");
+    sh("chmod", "1777", "/usr/local/ops");
   });
 
-  afterAll(() => {
-    for (const f of [SYSTEM_CONFIG, SUDOERS]) {
-      rmSync(f, { force: true });
-      if (existsSync(f + BACKUP)) renameSync(f + BACKUP, f);
-    }
-    for (const u of [ALICE, CAROL, BOB]) spawnSync("userdel", [u]);
-    for (const g of [OPS, ADMINS, APP]) spawnSync("groupdel", [g]);
-    if (work) rmSync(work, { recursive: true, force: true });
-    for (const d of created) rmSync(d, { recursive: true, force: true });
-  });
+  afterAll(() => host?.close());
 
   it("setup installed a sudoers rule that visudo accepts, and root-owned files", () => {
-    expect(readFileSync(SUDOERS, "utf8")).toContain(`%${OPS} ALL=(root) NOPASSWD: ${sbin}`);
-    expect(statSync(SUDOERS).mode & 0o777).toBe(0o440);
-    expect(spawnSync("visudo", ["-cf", SUDOERS]).status).toBe(0);
-    for (const f of [sbin, join(work, "prefix", "lib", "hapops", "hapops.cjs")]) {
-      const st = statSync(f);
-      expect(st.uid).toBe(0);
-      expect(st.mode & 0o022).toBe(0);
+    expect(host.read(SUDOERS)).toContain(`%${OPS} ALL=(root) NOPASSWD: ${SBIN}`);
+    expect(sh("stat", "-c", "%a", SUDOERS).trim()).toBe("440");
+    expect(host.sh("visudo", ["-cf", SUDOERS]).status).toBe(0);
+    for (const f of [SBIN, "/usr/local/lib/hapops/hapops.cjs"]) {
+      const [uid, mode] = sh("stat", "-c", "%u %a", f).trim().split(" ");
+      expect(uid).toBe("0");
+      expect(Number.parseInt(mode!, 8) & 0o022).toBe(0);
     }
   });
 
@@ -208,23 +168,13 @@ describe.runIf(isRoot && hasSudo)("the sudo access pattern", () => {
       LOGNAME: BOB,
     });
     expect(r.code, r.stderr).toBe(0);
-    const last = records().at(-1)!;
-    expect(last).toMatchObject({ op: "weight", operator: ALICE, uid: uidOf(ALICE), sudo: true });
-    expect((await viaSudo(ALICE, ["weight", "be_app/app2", "100"])).code).toBe(0);
-  });
-
-  it("root without sudo is recorded as root, whatever SUDO_* says", async () => {
-    const r = await hapops(["weight", "be_app/app2", "80"], {
-      env: {
-        HAPOPS_CONFIG: SYSTEM_CONFIG,
-        SUDO_USER: ALICE,
-        SUDO_UID: String(uidOf(ALICE)),
-        USER: ALICE,
-      },
+    expect(records().at(-1)).toMatchObject({
+      op: "weight",
+      operator: ALICE,
+      uid: uidOf(ALICE),
+      sudo: true,
     });
-    expect(r.code, r.stderr).toBe(0);
-    expect(records().at(-1)).toMatchObject({ operator: "root", uid: 0, sudo: false });
-    await hapops(["weight", "be_app/app2", "100"], { env: { HAPOPS_CONFIG: SYSTEM_CONFIG } });
+    expect((await viaSudo(ALICE, ["weight", "be_app/app2", "100"])).code).toBe(0);
   });
 
   it("a user outside the operators' group is refused by sudo, and nothing changes", async () => {
@@ -263,12 +213,16 @@ describe.runIf(isRoot && hasSudo)("the sudo access pattern", () => {
       ["-s", "/tmp/other.sock", "servers"],
       /-s \/tmp\/other\.sock is refused under sudo: use a target named in \/etc\/hapops\/hapops\.yaml \(lab\)/,
     ],
+    [["-s", "constructor", "servers"], /-s constructor is refused under sudo/],
+    [["-s", "__proto__", "servers"], /-s __proto__ is refused under sudo/],
     [["--insecure-tcp", "servers"], /--insecure-tcp is refused under sudo/],
-    [["audit", "verify", "/etc/shadow"], /under sudo, hapops audit reads only the configured log/],
+    [["audit", "verify", SECRET], /under sudo, hapops audit reads only the configured log/],
   ])("under sudo, hapops %j is refused (exit 3)", async (args, message) => {
     const r = await viaSudo(ALICE, args);
-    expect(r.code).toBe(3);
+    expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/internal error|at .*\.cjs:\d+/);
+    expectNoSecret(r);
   });
 
   it("under sudo, a named target from the system config is allowed", async () => {
@@ -278,13 +232,13 @@ describe.runIf(isRoot && hasSudo)("the sudo access pattern", () => {
   });
 
   it("refuses a system config that others could have written", async () => {
-    chmodSync(SYSTEM_CONFIG, 0o666);
+    sh("chmod", "666", SYSTEM_CONFIG);
     try {
       const r = await viaSudo(ALICE, ["servers"]);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/must be owned by root and not writable by group or others/);
     } finally {
-      chmodSync(SYSTEM_CONFIG, 0o644);
+      sh("chmod", "644", SYSTEM_CONFIG);
     }
   });
 
@@ -295,13 +249,187 @@ describe.runIf(isRoot && hasSudo)("the sudo access pattern", () => {
     const verify = await viaSudo(ALICE, ["audit", "verify"]);
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toMatch(/OK, \d+ records, hash chain intact/);
-    expect(statSync(auditLog).mode & 0o777).toBe(0o600);
+    expect(sh("stat", "-c", "%a", AUDIT_LOG).trim()).toBe("600");
   });
 
-  it("doctor sees the sudoers rule and the config", async () => {
-    const r = await viaSudo(ALICE, ["doctor", "--haproxy-config", lab().configPath]);
+  it("doctor sees the sudoers rule and the config, and inspects the configured haproxy.cfg", async () => {
+    const r = await viaSudo(ALICE, ["doctor"]);
     expect(r.stdout).toMatch(/^ok\s+sudoers\s+\/etc\/sudoers\.d\/hapops is valid/m);
     expect(r.stdout).toMatch(/^ok\s+config\s+\/etc\/hapops\/hapops\.yaml is valid/m);
     expect(r.stdout).toMatch(/^ok\s+socket level/m);
+    expect(r.stdout).toContain(lab().configPath);
+  });
+
+  describe("what a hostile operator tries", () => {
+    it("setup through sudo is refused (exit 3), recorded, and the sudoers rule stays as it was", async () => {
+      const before = host.read(SUDOERS);
+      const r = await viaSudo(ALICE, ["setup", "--group", OPS, "--prefix", "/usr/local/ops/p"]);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(
+        /hapops setup administers this host and is refused under sudo: an admin runs it as root directly/,
+      );
+      expect(host.read(SUDOERS)).toBe(before);
+      expect(host.sh("test", ["-e", "/usr/local/ops/p"]).status).not.toBe(0);
+      expect(records().at(-1)).toMatchObject({
+        operator: ALICE,
+        op: "setup",
+        outcome: "refused",
+        sudo: true,
+      });
+    });
+
+    it("sandbox through sudo is refused (exit 3), recorded, and nothing is created or signalled", async () => {
+      for (const action of ["start", "stop", "status"]) {
+        const r = await viaSudo(ALICE, ["sandbox", action, "--dir", "/usr/local/ops/sb"]);
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stderr).toMatch(/hapops sandbox administers this host and is refused under sudo/);
+        expect(records().at(-1)).toMatchObject({ op: "sandbox", outcome: "refused" });
+      }
+      expect(host.sh("test", ["-e", "/usr/local/ops/sb"]).status).not.toBe(0);
+    });
+
+    it("doctor --haproxy-config at a root-only file is refused (exit 3), recorded, and nothing of it is shown", async () => {
+      const r = await viaSudo(ALICE, ["doctor", "--haproxy-config", SECRET]);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(/--haproxy-config \/etc\/hapops-e2e-secret is refused under sudo/);
+      expectNoSecret(r);
+      expect(records().at(-1)).toMatchObject({ op: "doctor", outcome: "refused" });
+    });
+
+    it.each([
+      [["acl", "replace", "#0", "--from", SECRET, "-n", "--json"], "--from"],
+      [["map", "replace", "#0", "--from", SECRET, "-n"], "--from"],
+      [["rotate-cert", "example.com", "--pem", SECRET, "-n"], "--pem"],
+      [["rotate-cert", "example.com", "--cert", SECRET, "--key", SECRET, "-n"], "--cert"],
+      [["rotate-cert", "example.com", "--certbot-dir", SECRET_DIR, "-n"], "certbot"],
+    ])(
+      "a root-only file named as input is opened with the operator's rights: %j refused by name only",
+      async (args, what) => {
+        const r = await viaSudo(ALICE, args);
+        expect(r.code, r.stdout + r.stderr).toBe(2);
+        expect(r.stdout + r.stderr).toMatch(new RegExp(`cannot read ${what}.*: permission denied`));
+        expectNoSecret(r);
+      },
+    );
+
+    it("a FIFO named as input is refused at once instead of hanging the run", async () => {
+      sh("mkfifo", "/usr/local/ops/fifo");
+      sh("chown", ALICE, "/usr/local/ops/fifo");
+      const r = await viaSudo(ALICE, [
+        "acl",
+        "replace",
+        "#0",
+        "--from",
+        "/usr/local/ops/fifo",
+        "-n",
+      ]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(
+        /cannot read --from \/usr\/local\/ops\/fifo: it is not a regular file/,
+      );
+    });
+
+    it("the operator's own file (mode 0600) is read with their rights", async () => {
+      host.write("/usr/local/ops/new.acl", "192.0.2.66\n198.51.100.9\n", 0o600);
+      sh("chown", ALICE, "/usr/local/ops/new.acl");
+      const r = await viaSudo(ALICE, [
+        "acl",
+        "replace",
+        lab().aclFile,
+        "--from",
+        "/usr/local/ops/new.acl",
+        "-n",
+        "--json",
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain("198.51.100.9");
+    });
+
+    it("--persist refuses, before anything is sent, a file in a directory the operator can write", async () => {
+      host.write("/usr/local/ops/next.acl", "192.0.2.66\n203.0.113.5\n", 0o644);
+      const dir = lab().dir;
+      const st = statSync(dir);
+      chownSync(dir, uidOf(ALICE), st.gid);
+      try {
+        const before = readFileSync(lab().aclFile, "utf8");
+        const r = await viaSudo(ALICE, [
+          "acl",
+          "replace",
+          lab().aclFile,
+          "--from",
+          "/usr/local/ops/next.acl",
+          "--persist",
+        ]);
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stderr).toMatch(
+          new RegExp(`${dir} is writable by ${ALICE}, so root will not write there under sudo`),
+        );
+        expect(readFileSync(lab().aclFile, "utf8")).toBe(before);
+        const live = await hapops([
+          "-s",
+          lab().sockets.admin,
+          "acl",
+          "show",
+          lab().aclFile,
+          "--json",
+        ]);
+        expect(live.stdout).not.toContain("203.0.113.5");
+      } finally {
+        chownSync(dir, st.uid, st.gid);
+      }
+    });
+
+    it("helpers never come from the operator's PATH, even where sudoers keeps it", async () => {
+      // A drop-in without secure_path, and an `id` and `getent` that claim the admins' group.
+      host.write("/etc/sudoers.d/zz-no-secure-path", `Defaults:%${OPS} !secure_path\n`, 0o440);
+      const fake = "/usr/local/ops/bin";
+      sh("mkdir", "-p", fake);
+      for (const t of ["id", "getent"])
+        host.write(join(fake, t), `#!/bin/sh\necho ${ADMINS} ${OPS} ${APP}\n`, 0o755);
+      try {
+        const r = await asUser(CAROL, ["sudo", "-n", SBIN, "maint", "be_api/api1"], {
+          PATH: `${fake}:/usr/bin:/bin`,
+        });
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stderr).toMatch(new RegExp(`group ${APP} does not allow maint`));
+        expect(await adminState("be_api/api1")).toBe("READY");
+      } finally {
+        sh("rm", "-f", "/etc/sudoers.d/zz-no-secure-path");
+      }
+    });
+
+    it("a wrapper that does not exec hapops leaves it not knowing who acts: refused (exit 3), not plain root", async () => {
+      const wrap = "/usr/local/sbin/hapops-wrap";
+      host.write(wrap, `#!/bin/sh\n${SBIN} "$@"\nexit $?\n`, 0o755);
+      host.write("/etc/sudoers.d/hapops-wrap", `%${OPS} ALL=(root) NOPASSWD: ${wrap}\n`, 0o440);
+      host.write("/usr/local/ops/own.yaml", "audit:\n  path: /usr/local/ops/own.jsonl\n", 0o644);
+      try {
+        const r = await asUser(CAROL, [
+          "sudo",
+          "-n",
+          wrap,
+          "-c",
+          "/usr/local/ops/own.yaml",
+          "maint",
+          "be_api/api2",
+        ]);
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stderr).toMatch(
+          /running as root with SUDO_USER.* set, but not started by sudo itself/,
+        );
+        expect(await adminState("be_api/api2")).toBe("READY");
+        expect(host.sh("test", ["-e", "/usr/local/ops/own.jsonl"]).status).not.toBe(0);
+      } finally {
+        sh("rm", "-f", "/etc/sudoers.d/hapops-wrap");
+      }
+    });
+
+    it("root with SUDO_* left in its environment is refused, not recorded as someone", async () => {
+      const r = await hapops(["weight", "be_app/app2", "80"], {
+        env: { SUDO_USER: ALICE, SUDO_UID: "12345" },
+      });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/unset SUDO_USER SUDO_UID SUDO_GID SUDO_COMMAND first/);
+    });
   });
 });

@@ -14,7 +14,9 @@ writeFileSync(NEUTRAL_CONFIG, `audit:\n  path: ${NEUTRAL_AUDIT}\n`, { mode: 0o64
 // Readable by the unprivileged users some tests run as (the audit file itself stays 0600).
 chmodSync(neutralDir, 0o755);
 
-export const HAPOPS = join(import.meta.dirname, "..", "..", "dist", "hapops.cjs");
+/** The bundle under test; HAPOPS_TEST_BIN runs the suite against another build (an older one). */
+export const HAPOPS =
+  process.env.HAPOPS_TEST_BIN ?? join(import.meta.dirname, "..", "..", "dist", "hapops.cjs");
 
 export interface CliResult {
   readonly code: number | null;

@@ -16,7 +16,8 @@ declare module "vitest" {
  * that outlive one test file go under one directory, removed at the end.
  */
 export function setup(project: TestProject): () => void {
-  execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
+  if (process.env.HAPOPS_TEST_BIN === undefined)
+    execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
   const runDir = mkdtempSync(join(tmpdir(), "hapops-test-"));
   // Readable by the unprivileged users some tests run as.
   chmodSync(runDir, 0o755);

@@ -10,14 +10,15 @@ import { ExitCode, GuardError } from "../../src/errors.js";
 interface User {
   readonly name: string;
   readonly uid: number;
+  readonly gid: number;
   readonly groups: string[];
 }
 
 const PASSWD: readonly User[] = [
-  { name: "root", uid: 0, groups: ["root"] },
-  { name: "alice", uid: 1001, groups: ["alice", "ops", "haproxy"] },
-  { name: "bob", uid: 1002, groups: ["bob", "dev"] },
-  { name: "haproxy", uid: 998, groups: ["haproxy"] },
+  { name: "root", uid: 0, gid: 0, groups: ["root"] },
+  { name: "alice", uid: 1001, gid: 1001, groups: ["alice", "ops", "haproxy"] },
+  { name: "bob", uid: 1002, gid: 1002, groups: ["bob", "dev"] },
+  { name: "haproxy", uid: 998, gid: 998, groups: ["haproxy"] },
 ];
 
 const SUDO_PID = 4242;
@@ -44,7 +45,7 @@ function fakeProbe(o: FakeOptions): IdentityProbe & { readonly asked: unknown[] 
     lookupUser(key) {
       asked.push(key);
       const u = PASSWD.find((p) => (typeof key === "number" ? p.uid === key : p.name === key));
-      return u && { name: u.name, uid: u.uid };
+      return u && { name: u.name, uid: u.uid, gid: u.gid };
     },
     groupsOf(user) {
       return [...(PASSWD.find((p) => p.name === user)?.groups ?? [])];
@@ -88,6 +89,7 @@ describe("resolveIdentity without sudo", () => {
     expect(id).toEqual<Identity>({
       operator: "bob",
       uid: 1002,
+      gid: 1002,
       sudo: false,
       loginuid: undefined,
       tty: undefined,
@@ -95,7 +97,7 @@ describe("resolveIdentity without sudo", () => {
     });
   });
 
-  it("ignores LOGNAME, USER and SUDO_USER that lie", () => {
+  it("ignores LOGNAME, USER and SUDO_USER that lie (not root: sudo cannot be involved)", () => {
     const env = { LOGNAME: "alice", USER: "alice", SUDO_USER: "alice", SUDO_UID: "1001" };
     const id = resolveIdentity(fakeProbe({ uid: 1002, env, parent: "sudo" }));
     expect(id.operator).toBe("bob");
@@ -124,29 +126,43 @@ describe("resolveIdentity without sudo", () => {
   });
 });
 
-describe("root with SUDO_* set by hand", () => {
+describe("root with SUDO_* set but not started by sudo itself: fails closed", () => {
   const env = { SUDO_USER: "alice", SUDO_UID: "1001" };
 
   it.each([
-    ["a shell", "bash"],
+    ["a shell (sudo -s, or a wrapper that does not exec)", "bash"],
     ["a look-alike name", "sudoedit"],
     ["an unreadable parent", undefined],
-  ])("is not sudo when the parent is %s: operator root", (_what, parent) => {
+  ])("refuses when the parent is %s (exit 3), naming the variables", (_what, parent) => {
     const probe = fakeProbe({ uid: 0, euid: 0, env, parent });
-    expect(isUnderSudo(probe)).toBe(false);
-    expect(resolveIdentity(probe)).toMatchObject({ operator: "root", uid: 0, sudo: false });
+    const e = guardError(() => isUnderSudo(probe));
+    expect(e.exitCode).toBe(3);
+    expect(e.message).toMatch(
+      /running as root with SUDO_USER, SUDO_UID set, but not started by sudo/,
+    );
+    expect(e.message).toMatch(/unset SUDO_USER SUDO_UID SUDO_GID SUDO_COMMAND/);
+    guardError(() => resolveIdentity(probe));
   });
 
-  it("is not sudo when SUDO_UID is missing, even with sudo as parent", () => {
+  it("refuses when SUDO_UID is missing, even with sudo as parent", () => {
     const probe = fakeProbe({ uid: 0, euid: 0, env: { SUDO_USER: "alice" }, parent: "sudo" });
-    expect(isUnderSudo(probe)).toBe(false);
-    expect(resolveIdentity(probe).operator).toBe("root");
+    guardError(() => isUnderSudo(probe));
   });
 
-  it("is not sudo when SUDO_USER is missing, even with sudo as parent", () => {
-    const probe = fakeProbe({ uid: 0, euid: 0, env: { SUDO_UID: "1001" }, parent: "sudo" });
+  it("refuses when only SUDO_COMMAND is left over", () => {
+    const probe = fakeProbe({
+      uid: 0,
+      euid: 0,
+      env: { SUDO_COMMAND: "/bin/bash" },
+      parent: "bash",
+    });
+    guardError(() => resolveIdentity(probe));
+  });
+
+  it("root with no SUDO_* at all is plain root", () => {
+    const probe = fakeProbe({ uid: 0, euid: 0, env: { USER: "alice" }, parent: "bash" });
     expect(isUnderSudo(probe)).toBe(false);
-    expect(resolveIdentity(probe).operator).toBe("root");
+    expect(resolveIdentity(probe)).toMatchObject({ operator: "root", sudo: false });
   });
 });
 
@@ -157,6 +173,7 @@ describe("resolveIdentity under sudo", () => {
     expect(resolveIdentity(probe)).toEqual<Identity>({
       operator: "alice",
       uid: 1001,
+      gid: 1001,
       sudo: true,
       loginuid: undefined,
       tty: undefined,

@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import type { Journal } from "../../audit/journal.js";
 import { persistFile, type PersistResult } from "../../certs/persist.js";
+import { ownFiles, type InputFiles } from "../../host/input-files.js";
 import {
   addMapEntry,
   addMapVersion,
@@ -185,15 +185,8 @@ export async function runMapChange(settings: Settings, req: MapChange, io: Io): 
 }
 
 /** Read a map file ("key value", value = rest of line) or ACL file (one pattern per line). */
-export function readMapFile(kind: MapKind, path: string): MapEntry[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new ValidationError(
-      `cannot read --from ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`,
-    );
-  }
+export function readMapFile(kind: MapKind, path: string, files: InputFiles = ownFiles): MapEntry[] {
+  const text = files.readText(path, "--from");
   const out: MapEntry[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
@@ -263,6 +256,8 @@ export interface MapReplace {
   readonly persist: boolean;
   readonly dryRun: boolean;
   readonly journal: Journal;
+  /** Opens --from (as the operator under sudo). */
+  readonly files: InputFiles;
 }
 
 /**
@@ -271,7 +266,7 @@ export interface MapReplace {
  * 9.3): a reader sees the old contents or the new ones, never a mix. The diff is shown first.
  */
 export async function runMapReplace(settings: Settings, req: MapReplace, io: Io): Promise<void> {
-  const next = readMapFile(req.kind, req.from);
+  const next = readMapFile(req.kind, req.from, req.files);
   const out = (t: string) => {
     if (!settings.json) io.out(t + "\n");
   };
@@ -291,6 +286,8 @@ export async function runMapReplace(settings: Settings, req: MapReplace, io: Io)
       throw new UsageError(
         `--persist writes ${info.file} on this machine, but HAProxy is reached over ${settings.target.kind}://`,
       );
+    // Before anything is sent: a write that would be refused must not follow a committed swap.
+    if (req.persist && info.file) req.files.checkNotOperatorWritable(info.file, "--persist target");
     const current = await entries(sessions.read, req.kind, req.ref);
     const diff = diffMaps(current, next);
     const show = (sign: string, list: string[]) => {

@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync, closeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, openSync, readFileSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { EnvironmentError, UsageError } from "../../errors.js";
+import { EnvironmentError, GuardError, UsageError } from "../../errors.js";
+import { processStart } from "../../audit/log.js";
 import { startLab, type Lab } from "../../sandbox/lab.js";
 import { waitUntil } from "../../util/wait.js";
 import { renderJson } from "../output.js";
@@ -31,6 +32,8 @@ export interface SandboxState {
   readonly https: string;
   readonly config: string;
   readonly startedAt: string;
+  /** Start time (clock ticks since boot) of each pid above, so a reused pid is never signalled. */
+  readonly starts?: Readonly<Record<string, number | undefined>>;
 }
 
 function defaultDir(): string {
@@ -42,12 +45,45 @@ function stateFile(dir: string): string {
   return join(dir, "sandbox.json");
 }
 
-function readState(dir: string): SandboxState | undefined {
+/**
+ * The sandbox directory must be ours alone: a real directory (not a symbolic link), owned by the
+ * user running hapops, writable by nobody else. Otherwise anyone who can write it could feed its
+ * haproxy.cfg, or forge the pids that `sandbox stop` signals.
+ */
+function checkOwnDir(dir: string): void {
+  let st;
   try {
-    return JSON.parse(readFileSync(stateFile(dir), "utf8")) as SandboxState;
+    st = lstatSync(dir);
+  } catch {
+    return; // created below, 0700
+  }
+  const uid = process.geteuid?.() ?? 0;
+  if (!st.isDirectory())
+    throw new GuardError(`sandbox directory ${dir} is not a directory (or is a symbolic link)`);
+  if (st.uid !== uid || (st.mode & 0o022) !== 0)
+    throw new GuardError(
+      `sandbox directory ${dir} belongs to uid ${st.uid} with mode ${(st.mode & 0o777).toString(8)}; hapops uses only a directory of its own that others cannot write (pick another --dir)`,
+    );
+}
+
+function readState(dir: string): SandboxState | undefined {
+  checkOwnDir(dir);
+  let state: SandboxState;
+  try {
+    state = JSON.parse(readFileSync(stateFile(dir), "utf8")) as SandboxState;
   } catch {
     return undefined;
   }
+  // Only pids that are plausible children of a sandbox are ever signalled.
+  const pidOk = (p: unknown) => Number.isInteger(p) && (p as number) > 1;
+  if (!pidOk(state.pid) || !pidOk(state.haproxyPid)) return undefined;
+  return state;
+}
+
+/** The process is the one the sandbox recorded (same start time), not a reused pid. */
+function belongs(pid: number, state: SandboxState): boolean {
+  const start = processStart(pid);
+  return start !== undefined && start === state.starts?.[String(pid)];
 }
 
 function alive(pid: number): boolean {
@@ -133,6 +169,10 @@ async function runForeground(
     https: `https://127.0.0.1:${lab.httpsPort}/`,
     config: lab.configPath,
     startedAt: new Date().toISOString(),
+    starts: {
+      [String(process.pid)]: processStart("self"),
+      [String(lab.pid)]: processStart(lab.pid),
+    },
   };
   // A config for trying changes: this sandbox's socket, and an audit log beside it.
   await writeFile(
@@ -193,7 +233,8 @@ async function startDetached(dir: string, opts: SandboxOptions, io: Io): Promise
 async function stop(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
   const state = readState(dir);
   if (!state || !alive(state.pid)) {
-    if (state && alive(state.haproxyPid)) process.kill(state.haproxyPid, "SIGTERM");
+    if (state && alive(state.haproxyPid) && belongs(state.haproxyPid, state))
+      process.kill(state.haproxyPid, "SIGTERM");
     await rm(stateFile(dir), { force: true });
     io.out(
       opts.json
@@ -202,12 +243,17 @@ async function stop(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
     );
     return;
   }
+  if (!belongs(state.pid, state))
+    throw new GuardError(
+      `pid ${state.pid} in ${stateFile(dir)} is not this sandbox's process; nothing was signalled (remove the file if the sandbox is gone)`,
+    );
   process.kill(state.pid, "SIGTERM");
   await waitUntil(() => (alive(state.pid) || alive(state.haproxyPid) ? undefined : true), {
     what: `sandbox pid ${state.pid} and haproxy pid ${state.haproxyPid} to exit`,
     timeoutMs: 15_000,
   }).catch(() => {
-    for (const pid of [state.haproxyPid, state.pid]) if (alive(pid)) process.kill(pid, "SIGKILL");
+    for (const pid of [state.haproxyPid, state.pid])
+      if (alive(pid) && belongs(pid, state)) process.kill(pid, "SIGKILL");
   });
   await rm(stateFile(dir), { force: true });
   io.out(

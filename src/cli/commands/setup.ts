@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -13,6 +12,7 @@ import {
 import { dirname, join } from "node:path";
 import { SYSTEM_CONFIG } from "../../config/load.js";
 import { EnvironmentError, UsageError } from "../../errors.js";
+import { runTool, SAFE_PATH } from "../../host/tools.js";
 import { renderJson } from "../output.js";
 
 export interface SetupOptions {
@@ -34,8 +34,14 @@ interface Action {
   apply(): void;
 }
 
+const PACKAGES: Record<string, string> = {
+  getent: "libc-bin",
+  groupadd: "passwd",
+  visudo: "sudo",
+};
+
 function run(cmd: string, args: readonly string[]): string {
-  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  return runTool(cmd, PACKAGES[cmd] ?? cmd, args);
 }
 
 function groupExists(group: string): boolean {
@@ -132,7 +138,19 @@ export function runSetup(opts: SetupOptions, out: (t: string) => void): void {
   const libDir = join(opts.prefix, "lib", "hapops");
   const sbin = join(opts.prefix, "sbin", "hapops");
   const node = realpathSync(process.execPath);
-  const wrapper = `#!/bin/sh\n# Installed by hapops setup. Absolute paths: under sudo, PATH must not choose the program.\nexec ${node} ${join(libDir, "hapops.cjs")} "$@"\n`;
+  const program = `${node} ${join(libDir, "hapops.cjs")} "$@"`;
+  // Under sudo only these variables reach node, whatever sudoers keeps: NODE_OPTIONS, LD_* or a
+  // locale could otherwise run code as root before hapops starts.
+  const keep = ["TERM", "NO_COLOR", "COLUMNS", "SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND"];
+  const wrapper = [
+    "#!/bin/sh",
+    "# Installed by hapops setup. Absolute paths: under sudo, PATH must not choose the program.",
+    'if [ -n "${SUDO_UID+set}" ]; then',
+    `  exec /usr/bin/env -i PATH=${SAFE_PATH} LANG=C.UTF-8 ${keep.map((k) => `\${${k}+"${k}=$${k}"}`).join(" ")} ${program}`,
+    "fi",
+    `exec ${program}`,
+    "",
+  ].join("\n");
   const sudoers = `# Installed by hapops setup: members of ${opts.group} run hapops as root, and nothing else.\n%${opts.group} ALL=(root) NOPASSWD: ${sbin}\n`;
 
   const actions: Action[] = [];

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { GlobalFlags } from "../../config/settings.js";
-import { guardRead, io, settingsFor } from "../context.js";
+import { guardRead, io, settingsFor, withRun } from "../context.js";
 
 /** audit tail|verify, setup, doctor, sandbox. */
 export function registerAdminCommands(program: Command): void {
@@ -77,13 +77,22 @@ export function registerAdminCommands(program: Command): void {
     )
     .option(
       "--haproxy-config <file>",
-      "HAProxy configuration to inspect",
-      "/etc/haproxy/haproxy.cfg",
+      "HAProxy configuration to inspect (default: haproxyConfig from the config, else /etc/haproxy/haproxy.cfg)",
     )
-    .action(async (opts: { haproxyConfig: string }, cmd: Command) => {
+    .action(async (opts: { haproxyConfig?: string }, cmd: Command) => {
       const s = await settingsFor(cmd);
+      const path = opts.haproxyConfig ?? s.haproxyConfig;
+      const { PolicyError } = await import("../../errors.js");
+      // Under sudo doctor reads as root: only the files the system config names.
+      const refusal =
+        s.sudo && path !== s.haproxyConfig
+          ? new PolicyError(
+              `--haproxy-config ${path} is refused under sudo: doctor reads only the haproxyConfig the system config names (${s.haproxyConfig})`,
+            )
+          : undefined;
+      await withRun(cmd, { op: "doctor", readOnly: true, refusal }, () => Promise.resolve(), s);
       const { runDoctor, printDoctor } = await import("../commands/doctor.js");
-      const checks = await runDoctor(s, opts.haproxyConfig);
+      const checks = await runDoctor(s, path);
       io.out(printDoctor(checks, s));
       if (checks.some((c) => c.status === "fail")) {
         const { VerificationError } = await import("../../errors.js");

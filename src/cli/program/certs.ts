@@ -95,6 +95,7 @@ async function runRotateCommand(target: string, flags: RotateFlags, cmd: Command
           dryRun: flags.dryRun ?? false,
           now: new Date(),
           journal: run.journal!,
+          files: run.files,
         },
         io,
       );

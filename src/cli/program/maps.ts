@@ -109,6 +109,7 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
                 kind,
                 ref: r,
                 from: flags.from,
+                files: run.files,
                 persist: flags.persist ?? false,
                 dryRun: flags.dryRun ?? false,
                 journal,

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { GlobalFlags } from "../../config/settings.js";
-import { io, settingsFor, withRun } from "../context.js";
+import { guardRead, io, settingsFor, withRun } from "../context.js";
 
 /**
  * shell and raw. The shell runs each line as a hapops command through `run` (cli/main.ts's
@@ -21,6 +21,7 @@ export function registerOpsCommands(
     )
     .action(async (_o: object, cmd: Command) => {
       const s = await settingsFor(cmd);
+      await guardRead(s, cmd, "shell");
       const { runShell, defaultHistoryFile } = await import("../commands/shell.js");
       const globals = cmd.optsWithGlobals<GlobalFlags>();
       // Each line runs as its own hapops command with the same global options.
