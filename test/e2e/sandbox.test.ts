@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -82,6 +82,49 @@ describe("hapops sandbox", () => {
     } finally {
       child.kill("SIGKILL");
       rmSync(fg, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("hapops sandbox refuses a directory it does not own alone", () => {
+  it("a directory others can write is refused (exit 3), nothing started", async () => {
+    const shared = mkdtempSync(join(tmpdir(), "hapops-sandbox-shared-"));
+    chmodSync(shared, 0o777);
+    try {
+      const r = await hapops(["sandbox", "start", "--detach", "--dir", shared]);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(
+        /belongs to uid \d+ with mode 777; hapops uses only a directory of its own/,
+      );
+      expect(existsSync(join(shared, "haproxy.cfg"))).toBe(false);
+    } finally {
+      rmSync(shared, { recursive: true, force: true });
+    }
+  });
+
+  it("a forged sandbox.json never gets a process signalled", async () => {
+    const own = mkdtempSync(join(tmpdir(), "hapops-sandbox-forged-"));
+    // A process of ours that a forged state file names: it must survive `sandbox stop`.
+    const victim = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      writeFileSync(
+        join(own, "sandbox.json"),
+        JSON.stringify({ pid: victim.pid, haproxyPid: victim.pid, dir: own }),
+      );
+      const r = await hapops(["sandbox", "stop", "--dir", own]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/is not this sandbox's process; nothing was signalled/);
+      expect(alive(victim.pid!)).toBe(true);
+      writeFileSync(
+        join(own, "sandbox.json"),
+        JSON.stringify({ pid: -1, haproxyPid: 1, dir: own }),
+      );
+      const r2 = await hapops(["sandbox", "stop", "--dir", own]);
+      expect(r2.code, r2.stderr).toBe(0);
+      expect(r2.stdout).toMatch(/no sandbox running/);
+    } finally {
+      victim.kill("SIGKILL");
+      rmSync(own, { recursive: true, force: true });
     }
   });
 });
