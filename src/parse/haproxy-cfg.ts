@@ -75,3 +75,57 @@ export function parseStickTables(text: string): Map<string, StickTableDef> {
   }
   return out;
 }
+
+/** HAProxy's limit on runtime API connections at once without `stats maxconn` (configuration.txt 3.1). */
+export const DEFAULT_STATS_MAXCONN = 10;
+
+export interface StatsSocketLine {
+  /** The address as written: `/run/haproxy/admin.sock`, `ipv4@127.0.0.1:9999`. */
+  readonly address: string;
+  /** `maxconn` on the line: this socket's own limit, within `stats maxconn`. */
+  readonly maxconn: number | undefined;
+  readonly level: string | undefined;
+}
+
+/**
+ * The runtime API's connection limits, from the global section. `stats maxconn` (default 10)
+ * caps the connections of all `stats socket` lines together, and a line's own `maxconn` (a bind
+ * option, configuration.txt 5.1) caps that socket; measured on 2.6, a connection beyond either waits in the kernel's backlog,
+ * unanswered, until one closes.
+ */
+export interface StatsLimits {
+  /** The last `stats maxconn`, if any. */
+  readonly maxconn: number | undefined;
+  readonly sockets: readonly StatsSocketLine[];
+}
+
+function count(word: string | undefined): number | undefined {
+  return word !== undefined && /^\d+$/.test(word) ? Number(word) : undefined;
+}
+
+export function parseStatsLimits(text: string): StatsLimits {
+  let maxconn: number | undefined;
+  const sockets: StatsSocketLine[] = [];
+  let inGlobal = false;
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/(^|\s)#.*$/, "").trim();
+    if (line.length === 0) continue;
+    const m = SECTION.exec(line);
+    if (m && !raw.startsWith(" ") && !raw.startsWith("\t")) {
+      inGlobal = m[1] === "global";
+      continue;
+    }
+    const words = line.split(/\s+/);
+    if (!inGlobal || words[0] !== "stats") continue;
+    if (words[1] === "maxconn") maxconn = count(words[2]) ?? maxconn;
+    else if (words[1] === "socket" && words[2]) {
+      const opts = words.slice(3);
+      const at = (name: string) => {
+        const i = opts.indexOf(name);
+        return i >= 0 ? opts[i + 1] : undefined;
+      };
+      sockets.push({ address: words[2], maxconn: count(at("maxconn")), level: at("level") });
+    }
+  }
+  return { maxconn, sockets };
+}

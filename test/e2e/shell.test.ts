@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitUntil } from "../../src/util/wait.js";
@@ -101,26 +101,62 @@ describe("hapops shell", () => {
   });
 
   it.runIf(hasTmux)(
-    "raises the CLI timeout for its session, and reconnects when HAProxy drops it",
+    "holds no session while idle, says once that HAProxy is gone and once that it is back",
     async () => {
       const run = (args: string[]) => hapops(args, { env: { HAPOPS_CONFIG: cfg() } });
-      // The shell's own session is the CLI session whose idle timeout is far above the 2m of
-      // `stats timeout` (it asked for 1h with `set timeout cli`).
-      const sess = (await run(["raw", "show sess"])).stdout.split("\n");
-      const mine = sess
-        .filter((l) => / fe=GLOBAL /.test(l) && /rx=([5-9]\d)m/.test(l))
-        .map((l) => l.split(":")[0]!);
-      expect(mine).toHaveLength(1);
-      expect((await run(["raw", `shutdown session ${mine[0]!}`])).code).toBe(0);
-      // The shell refreshes its names every 5 s; that refresh finds the session gone.
-      await waitScreen(/HAProxy closed the shell's session; reconnecting/, "the reconnect notice");
-      await waitScreen(/reconnected to /, "the reconnection");
-      // Completion works from the new session (a double Tab lists the candidates).
-      tmux("send-keys", "-t", SESSION, "C-u");
-      tmux("send-keys", "-t", SESSION, "drain be_api/");
+      // The runtime API sessions HAProxy holds, the asking one included (frontend GLOBAL).
+      const held = async () =>
+        (await run(["raw", "show sess"])).stdout.split("\n").filter((l) => / fe=GLOBAL /.test(l));
+      // This shell reaches HAProxy through a symlink: removing it makes HAProxy "gone".
+      const dir = join(lab().dir, "shell-gone");
+      mkdirSync(dir, { recursive: true });
+      const link = join(dir, "admin.sock");
+      symlinkSync(lab().sockets.admin, link);
+      const goneCfg = join(dir, "hapops.yaml");
+      writeFileSync(goneCfg, `socket: ${link}\naudit:\n  path: ${join(dir, "audit.jsonl")}\n`);
+      spawnSync("tmux", ["kill-session", "-t", SESSION]);
+      spawnSync("tmux", [
+        "new-session",
+        "-d",
+        "-s",
+        SESSION,
+        "-x",
+        "200",
+        "-y",
+        "50",
+        `env HAPOPS_CONFIG=${goneCfg} HOME=/tmp node ${HAPOPS} shell`,
+      ]);
+      await waitScreen(/^hapops>/m, "the prompt");
+      // At its prompt the shell holds no session: `show sess` lists only its own.
+      await waitUntil(async () => ((await held()).length === 1 ? true : undefined), {
+        what: "no runtime API session but the asking one",
+        timeoutMs: 10_000,
+      });
+
+      rmSync(link);
+      // A command says what went wrong itself; the next Tab finds HAProxy gone and says so once.
+      tmux("send-keys", "-t", SESSION, "servers be_api", "Enter");
+      await waitScreen(/\(exit 4\)/, "the command's failure");
+      // (The notice may wrap on the screen.)
+      const gone =
+        /cannot read names for completion: no socket at [^;]*admin\.sock[\s\S]*?Tab completes from what it has/;
+      tmux("send-keys", "-t", SESSION, "drain be_api/", "Tab");
+      await waitScreen(gone, "the notice that HAProxy is gone");
+      tmux("send-keys", "-t", SESSION, "C-u", "servers be_api", "Enter");
+      await waitScreen(/\(exit 4\)(.|\n)*\(exit 4\)/, "the second command's failure");
+      tmux("send-keys", "-t", SESSION, "drain be_api/", "Tab");
+      await waitScreen(/^hapops> drain be_api\/$/m, "the second Tab answered");
+      expect(screen().match(new RegExp(gone.source, "g"))).toHaveLength(1);
+
+      symlinkSync(lab().sockets.admin, link);
+      tmux("send-keys", "-t", SESSION, "C-u", "servers be_api", "Enter");
+      await waitScreen(/be_api\/api1 +127\.0\.0\.1/, "the servers once HAProxy is back");
+      // Completion reads live names again (a double Tab lists the candidates), and says so once.
+      tmux("send-keys", "-t", SESSION, "drain be_api/", "Tab");
       tmux("send-keys", "-t", SESSION, "Tab");
-      tmux("send-keys", "-t", SESSION, "Tab");
-      await waitScreen(/be_api\/api1\s+be_api\/api2/, "completion after reconnecting");
+      await waitScreen(/be_api\/api1\s+be_api\/api2/, "completion after HAProxy is back");
+      await waitScreen(/HAProxy answers again/, "the notice that HAProxy is back");
+      expect(screen().match(/HAProxy answers again/g)).toHaveLength(1);
       tmux("send-keys", "-t", SESSION, "C-u", "C-d");
     },
   );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseStickTables } from "../../src/parse/haproxy-cfg.js";
+import { parseStatsLimits, parseStickTables } from "../../src/parse/haproxy-cfg.js";
 
 const cfg = (...lines: string[]): string => lines.join("\n") + "\n";
 
@@ -178,5 +178,70 @@ describe("parseStickTables", () => {
   it("reads every store keyword on the line", () => {
     const t = parseStickTables("backend b\n  stick-table type ip size 1k store gpc0 store gpt0\n");
     expect(t.get("b")?.store).toEqual(["gpc0", "gpt0"]);
+  });
+});
+
+describe("parseStatsLimits", () => {
+  it("reads Debian's default global section: no stats maxconn, one admin socket", () => {
+    expect(
+      parseStatsLimits(
+        cfg(
+          "global",
+          "\tlog /dev/log\tlocal0",
+          "\tchroot /var/lib/haproxy",
+          "\tstats socket /run/haproxy/admin.sock mode 660 level admin expose-fd listeners",
+          "\tstats timeout 30s",
+          "",
+          "defaults",
+          "\tmaxconn 3000",
+        ),
+      ),
+    ).toEqual({
+      maxconn: undefined,
+      sockets: [{ address: "/run/haproxy/admin.sock", maxconn: undefined, level: "admin" }],
+    });
+  });
+
+  it("reads stats maxconn and each socket's own maxconn, wherever the lines are", () => {
+    const limits = parseStatsLimits(
+      cfg(
+        "global",
+        "    stats socket /run/haproxy/admin.sock level admin maxconn 4",
+        "    stats maxconn 50   # room for operators",
+        "    stats socket ipv4@127.0.0.1:9999 level user",
+      ),
+    );
+    expect(limits.maxconn).toBe(50);
+    expect(limits.sockets).toEqual([
+      { address: "/run/haproxy/admin.sock", maxconn: 4, level: "admin" },
+      { address: "ipv4@127.0.0.1:9999", maxconn: undefined, level: "user" },
+    ]);
+  });
+
+  it("takes the last stats maxconn, as HAProxy does", () => {
+    expect(parseStatsLimits(cfg("global", "  stats maxconn 5", "  stats maxconn 40")).maxconn).toBe(
+      40,
+    );
+  });
+
+  it("reads only the global section, and skips commented-out lines", () => {
+    const limits = parseStatsLimits(
+      cfg(
+        "global",
+        "  # stats maxconn 100",
+        "  #stats socket /old.sock",
+        "",
+        "listen stats",
+        "  bind :8404",
+        "  stats enable",
+        "  stats maxconn 99",
+        "  stats socket /not-global.sock",
+      ),
+    );
+    expect(limits).toEqual({ maxconn: undefined, sockets: [] });
+  });
+
+  it("ignores a stats maxconn that is not a number", () => {
+    expect(parseStatsLimits(cfg("global", "  stats maxconn lots")).maxconn).toBeUndefined();
   });
 });

@@ -6,7 +6,12 @@ import type { Settings } from "../../config/settings.js";
 import { showCliSockets } from "../../commands/builders.js";
 import { withSession } from "../../engine/connect.js";
 import { parseCliSockets } from "../../parse/cli-sockets.js";
-import { isLoopbackHost } from "../../transport/target.js";
+import {
+  DEFAULT_STATS_MAXCONN,
+  parseStatsLimits,
+  type StatsSocketLine,
+} from "../../parse/haproxy-cfg.js";
+import { isLoopbackHost, type Target } from "../../transport/target.js";
 import { verifyLines } from "../../audit/verify.js";
 import { colors, renderJson } from "../output.js";
 import { SUDOERS_FILE } from "./setup.js";
@@ -133,7 +138,61 @@ async function socketChecks(settings: Settings): Promise<Check[]> {
   return out;
 }
 
-function haproxyConfigChecks(path: string): Check[] {
+/**
+ * Room for an operator in an incident. Each hapops process holds at most 2 runtime API
+ * connections (a change: one to change, one to read), and none while a shell is idle; monitoring
+ * agents and scripts hold theirs from the same `stats maxconn`. At HAProxy's default of 10, five
+ * changes at once, or fewer next to a few agents, leave the next drain waiting in the backlog.
+ */
+const MIN_STATS_MAXCONN = 20;
+const SUGGESTED_STATS_MAXCONN = 50;
+
+/** Whether a `stats socket` address is the one hapops uses. */
+function isTargetSocket(address: string, target: Target): boolean {
+  if (target.kind === "unix") return address.replace(/^unix@/, "") === target.path;
+  const m = /^(?:ipv[46]@|tcp[46]?@)?\[?([^\]]*?)\]?:(\d+)$/.exec(address);
+  if (!m || Number(m[2]) !== target.port) return false;
+  return ["", "*", "0.0.0.0", "::", target.host.replace(/^\[|\]$/g, "")].includes(m[1]!);
+}
+
+function statsMaxconnCheck(text: string, path: string, target: Target): Check {
+  const limits = parseStatsLimits(text);
+  const total = limits.maxconn ?? DEFAULT_STATS_MAXCONN;
+  const own: StatsSocketLine | undefined = limits.sockets.find((s) =>
+    isTargetSocket(s.address, target),
+  );
+  const shared =
+    limits.sockets.length > 1 ? `, shared by ${limits.sockets.length} \`stats socket\` lines` : "";
+  const globalText =
+    limits.maxconn === undefined
+      ? "HAProxy's default: no `stats maxconn`"
+      : `\`stats maxconn ${total}\``;
+  const why =
+    "monitoring clients and a few hapops commands (up to 2 connections each) fill it, and then a drain waits unanswered until one closes";
+  const fixes: string[] = [];
+  if (total < MIN_STATS_MAXCONN)
+    fixes.push(
+      limits.maxconn === undefined
+        ? `add \`stats maxconn ${SUGGESTED_STATS_MAXCONN}\` to the global section of ${path}`
+        : `raise \`stats maxconn ${total}\` to ${SUGGESTED_STATS_MAXCONN} in the global section of ${path}`,
+    );
+  if (own?.maxconn !== undefined && own.maxconn < MIN_STATS_MAXCONN)
+    fixes.push(
+      `remove \`maxconn ${own.maxconn}\` from the \`stats socket ${own.address}\` line of ${path}, or raise it to ${SUGGESTED_STATS_MAXCONN}`,
+    );
+  if (fixes.length === 0)
+    return ok(
+      "stats maxconn",
+      `HAProxy accepts ${total} runtime API connections at once (${globalText}${shared}); a hapops command holds at most 2`,
+    );
+  const message =
+    own?.maxconn !== undefined && own.maxconn < Math.min(total, MIN_STATS_MAXCONN)
+      ? `${own.address} accepts at most ${own.maxconn} runtime API connections at once (\`maxconn ${own.maxconn}\` on its \`stats socket\` line): ${why}`
+      : `HAProxy accepts at most ${total} runtime API connections at once (${globalText}${shared}): ${why}`;
+  return warn("stats maxconn", message, fixes.join("; "));
+}
+
+function haproxyConfigChecks(path: string, target: Target): Check[] {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -178,6 +237,7 @@ function haproxyConfigChecks(path: string): Check[] {
           "set `server-state-file` (global) and `load-server-state-from-file global` (defaults), and save `show servers state` before reloading",
         ),
   );
+  out.push(statsMaxconnCheck(text, path, target));
   return out;
 }
 
@@ -294,7 +354,7 @@ function auditChecks(settings: Settings): Check[] {
 export async function runDoctor(settings: Settings, haproxyConfig: string): Promise<Check[]> {
   return [
     ...(await socketChecks(settings)),
-    ...haproxyConfigChecks(haproxyConfig),
+    ...haproxyConfigChecks(haproxyConfig, settings.target),
     ...sudoersChecks(),
     ...(await configChecks()),
     ...auditChecks(settings),

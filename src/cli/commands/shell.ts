@@ -2,17 +2,11 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { clearLine, createInterface, cursorTo, type Interface } from "node:readline";
-import {
-  setTimeoutCli,
-  showBackend,
-  showServersState,
-  showTables,
-} from "../../commands/builders.js";
+import { showBackend, showServersState, showTables } from "../../commands/builders.js";
 import type { Settings } from "../../config/settings.js";
-import { openSession } from "../../engine/connect.js";
+import { withSession } from "../../engine/connect.js";
 import { parseServersState } from "../../parse/servers-state.js";
 import { parseTableList } from "../../parse/table.js";
-import type { RuntimeSession } from "../../runtime/session.js";
 
 /** Split a line like a shell would: spaces separate words, quotes and backslashes group them. */
 export function splitWords(line: string): string[] {
@@ -65,10 +59,121 @@ export const SHELL_COMMANDS = [
 const SERVER_OPS = new Set(["drain", "maint", "ready", "weight", "disable", "enable"]);
 const BACKEND_OPS = new Set(["stat", "servers"]);
 
-interface LiveNames {
-  servers: string[];
-  backends: string[];
-  tables: string[];
+export interface LiveNames {
+  readonly servers: readonly string[];
+  readonly backends: readonly string[];
+  readonly tables: readonly string[];
+}
+
+const NO_NAMES: LiveNames = { servers: [], backends: [], tables: [] };
+
+/** Completion candidates for the last word of `line` (readline's completer answer). */
+export function complete(line: string, names: LiveNames): [string[], string] {
+  const words = line.split(/\s+/);
+  const last = words[words.length - 1] ?? "";
+  let pool: readonly string[];
+  if (words.length <= 1) pool = SHELL_COMMANDS;
+  else if (SERVER_OPS.has(words[0]!))
+    pool = [...names.servers, ...names.backends.map((b) => `${b}/*`)];
+  else if (BACKEND_OPS.has(words[0]!)) pool = [...names.backends, ...names.servers];
+  else if (words[0] === "table" && words.length === 2) pool = ["show", "set", "clear"];
+  else if (words[0] === "table") pool = names.tables;
+  else pool = [];
+  return [pool.filter((p) => p.startsWith(last)), last];
+}
+
+/** Names older than this are read again on the next Tab (a double Tab reads them once). */
+export const NAMES_MAX_AGE_MS = 5_000;
+/** The longest a Tab waits for fresh names before it completes from the ones it has. */
+export const TAB_WAIT_MS = 1_000;
+
+export interface NameCacheOptions {
+  /** Read the names over a connection of its own, closed before it resolves. */
+  readonly read: () => Promise<LiveNames>;
+  /** One line for the operator, above the prompt. */
+  readonly notice: (text: string) => void;
+  readonly maxAgeMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * The names Tab completes, read on demand over a short connection. An idle shell therefore holds
+ * no runtime API session: HAProxy accepts 10 at once by default (`stats maxconn`, shared by every
+ * `stats socket`), and idle shells holding them would lock operators out in an incident. When
+ * HAProxy stops answering the shell says so once, and once more when it answers again.
+ */
+export class NameCache {
+  private current: LiveNames = NO_NAMES;
+  private triedAt: number | undefined;
+  private inFlight: Promise<void> | undefined;
+  private reachable: boolean | undefined;
+  private readonly now: () => number;
+  private readonly maxAgeMs: number;
+
+  constructor(private readonly opts: NameCacheOptions) {
+    this.now = opts.now ?? Date.now;
+    this.maxAgeMs = opts.maxAgeMs ?? NAMES_MAX_AGE_MS;
+  }
+
+  get names(): LiveNames {
+    return this.current;
+  }
+
+  /** True when the next Tab should read the names again. */
+  stale(): boolean {
+    return this.triedAt === undefined || this.now() - this.triedAt >= this.maxAgeMs;
+  }
+
+  /** A command ran: what it changed (a server added, a reload) shows on the next Tab. */
+  invalidate(): void {
+    this.triedAt = undefined;
+  }
+
+  /** Read the names again; one read at a time, and it never throws. */
+  refresh(): Promise<void> {
+    this.inFlight ??= this.read().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  /** Resolves when no read is under way (its connection is closed). */
+  settled(): Promise<void> {
+    return this.inFlight ?? Promise.resolve();
+  }
+
+  private async read(): Promise<void> {
+    try {
+      this.current = await this.opts.read();
+      this.triedAt = this.now();
+      if (this.reachable === false) this.opts.notice("hapops: HAProxy answers again\n");
+      this.reachable = true;
+    } catch (e) {
+      // A failure counts as a read, so a shell left open on a dead HAProxy tries again only
+      // when Tab is pressed after the names' age, and says it once, not on every try.
+      this.triedAt = this.now();
+      if (this.reachable !== false)
+        this.opts.notice(
+          `hapops: cannot read names for completion: ${(e as Error).message}; Tab completes from what it has and tries again later\n`,
+        );
+      this.reachable = false;
+    }
+  }
+}
+
+/** Backend, server and table names over one short connection, lowered to `user`. */
+async function readNames(settings: Settings): Promise<LiveNames> {
+  return withSession(settings, "hapops shell (completion)", async (session) => {
+    const [, [state, backends, tables]] = await Promise.all([
+      session.lowerTo("user"),
+      session.pipeline([showServersState(), showBackend(), showTables()]),
+    ]);
+    return {
+      servers: parseServersState(state!).map((s) => `${s.backend}/${s.server}`),
+      backends: backends!.filter((l) => !l.startsWith("#")),
+      tables: parseTableList(tables!).map((t) => t.name),
+    };
+  });
 }
 
 export interface ShellOptions {
@@ -84,83 +189,52 @@ export interface ShellOptions {
 }
 
 /**
- * The operator's shell: a long-lived runtime session (prompt mode, `set timeout cli` raised, so
- * the default idle cut-off does not bite) that feeds completion with live backend, server and
- * table names, and reconnects when HAProxy drops it. Each line runs as a hapops command, so
- * every operation is still validated, policy-checked and audited exactly as on the command line.
+ * The operator's shell. Each line runs as a hapops command, so every operation is validated,
+ * policy-checked and audited exactly as on the command line. It holds no runtime API session
+ * between commands: Tab completes from names read over a short connection (see NameCache), and
+ * never while a command runs, so a shell holds at most what its command holds (2 for a change).
  */
 export async function runShell(opts: ShellOptions): Promise<number> {
-  const names: LiveNames = { servers: [], backends: [], tables: [] };
-  let session: RuntimeSession | undefined;
-  let connectedOnce = false;
-
-  const connectLive = async (announce: boolean) => {
-    try {
-      session = await openSession(opts.settings, "hapops shell");
-      await session.run(setTimeoutCli(3600));
-      void session.lowerTo("user").catch(() => undefined);
-      if (announce && connectedOnce) notice(`hapops: reconnected to ${opts.settings.targetText}\n`);
-      connectedOnce = true;
-    } catch (e) {
-      session = undefined;
-      opts.err(`hapops: no live session to ${opts.settings.targetText}: ${(e as Error).message}\n`);
-    }
-  };
-
+  const ui: { rl?: Interface; completing?: boolean; held: string[] } = { held: [] };
   /** Print a notice above the prompt without disturbing what the operator is typing. */
-  const ui: { rl?: Interface } = {};
   const notice = (text: string) => {
     const rl = ui.rl;
-    if (rl && opts.interactive) {
+    if (ui.completing) ui.held.push(text);
+    else if (rl && opts.interactive) {
       cursorTo(opts.output, 0);
       clearLine(opts.output, 0);
       opts.err(text);
       rl.prompt(true);
     } else opts.err(text);
   };
+  const cache = new NameCache({ read: () => readNames(opts.settings), notice });
+  let busy = false;
 
-  /** Refresh the names for completion; a dropped session is reopened and reported. */
-  const refresh = async () => {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      if (!session) {
-        await connectLive(true);
-      }
-      if (!session) return;
-      try {
-        const [state, backends, tables] = await session.pipeline([
-          showServersState(),
-          showBackend(),
-          showTables(),
-        ]);
-        const servers = parseServersState(state!);
-        names.servers = servers.map((s) => `${s.backend}/${s.server}`);
-        names.backends = backends!.filter((l) => !l.startsWith("#"));
-        names.tables = parseTableList(tables!).map((t) => t.name);
-        return;
-      } catch {
-        notice("hapops: HAProxy closed the shell's session; reconnecting\n");
-        await session.close().catch(() => undefined);
-        session = undefined;
-      }
-    }
+  const completer = (
+    line: string,
+    callback: (err: null, result: [string[], string]) => void,
+  ): void => {
+    const answer = () => {
+      ui.completing = false;
+      callback(null, complete(line, cache.names));
+      for (const text of ui.held.splice(0)) notice(text);
+    };
+    // A running command has its own connections; its names wait for the next Tab.
+    if (busy || !cache.stale()) return answer();
+    ui.completing = true;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, TAB_WAIT_MS);
+      timer.unref();
+    });
+    void Promise.race([cache.refresh(), waited]).then(() => {
+      clearTimeout(timer);
+      answer();
+    });
   };
 
-  // Completion reads names kept fresh in the background, so Tab never waits on the network.
-  const completer = (line: string): [string[], string] => {
-    const words = line.split(/\s+/);
-    const last = words[words.length - 1] ?? "";
-    let pool: string[];
-    if (words.length <= 1) pool = SHELL_COMMANDS;
-    else if (SERVER_OPS.has(words[0]!))
-      pool = [...names.servers, ...names.backends.map((b) => `${b}/*`)];
-    else if (BACKEND_OPS.has(words[0]!)) pool = [...names.backends, ...names.servers];
-    else if (words[0] === "table" && words.length === 2) pool = ["show", "set", "clear"];
-    else if (words[0] === "table") pool = names.tables;
-    else pool = [];
-    return [pool.filter((p) => p.startsWith(last)), last];
-  };
-
-  await refresh();
+  // Read the names once up front, so the first Tab is instant and a dead socket is said at once.
+  if (opts.interactive) await cache.refresh();
   let history: string[] = [];
   if (opts.historyFile)
     try {
@@ -180,8 +254,6 @@ export async function runShell(opts: ShellOptions): Promise<number> {
   });
   let worst = 0;
   ui.rl = rl;
-  const timer = opts.interactive ? setInterval(() => void refresh(), 5000) : undefined;
-  timer?.unref();
   if (opts.interactive) {
     opts.err(
       `hapops shell on ${opts.settings.targetText}: named operations, raw "<command>", Tab completes, Ctrl-D quits\n`,
@@ -201,7 +273,16 @@ export async function runShell(opts: ShellOptions): Promise<number> {
       }
       if (argv && argv[0] === "shell") opts.err("hapops: already in the shell\n");
       else if (argv) {
-        const code = await opts.execute(argv);
+        busy = true;
+        let code: number;
+        try {
+          // A names read still under way closes first: never more connections than a command.
+          await cache.settled();
+          code = await opts.execute(argv);
+        } finally {
+          busy = false;
+          cache.invalidate();
+        }
         if (code !== 0) {
           worst = worst || code;
           if (opts.interactive) opts.err(`(exit ${code})\n`);
@@ -210,7 +291,6 @@ export async function runShell(opts: ShellOptions): Promise<number> {
     }
     if (opts.interactive) rl.prompt();
   }
-  if (timer) clearInterval(timer);
   rl.close();
   if (opts.historyFile && opts.interactive) {
     try {
@@ -221,7 +301,7 @@ export async function runShell(opts: ShellOptions): Promise<number> {
       // history is a convenience; never fail the shell over it
     }
   }
-  await session?.close();
+  await cache.settled();
   return worst;
 }
 
