@@ -42,7 +42,20 @@ export interface AuditRecord {
   readonly detail?: Readonly<Record<string, unknown>>;
   /** For outcome-unknown: the seq of the intent it closes. */
   readonly intentSeq?: number;
+  /**
+   * For outcome-unknown: the run that found the intent open and closed it. The record's own
+   * operator, uid, op, args, opId and pid are those of the run that died (from its intent).
+   */
+  readonly closedBy?: ClosedBy;
   readonly prev: string;
+}
+
+export interface ClosedBy {
+  readonly operator: string;
+  readonly uid: number;
+  readonly sudo: boolean;
+  readonly pid: number;
+  readonly opId: string;
 }
 
 export function hashLine(line: string): string {

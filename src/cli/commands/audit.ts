@@ -1,5 +1,4 @@
 import { createReadStream, readFileSync } from "node:fs";
-import { createInterface } from "node:readline";
 import type { AuditRecord } from "../../audit/record.js";
 import { verifyLines, type VerifyResult } from "../../audit/verify.js";
 import type { Settings } from "../../config/settings.js";
@@ -45,53 +44,112 @@ export async function runAuditTail(settings: Settings, filter: TailFilter): Prom
     stream.once("error", (e) => reject(readError(path, e)));
   });
   await opened;
-  for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
-    if (line.length === 0) continue;
+  // Records end at "\n" only, as the writer and verify have it (readline would also cut at a
+  // bare "\r", which no record holds but a hand-edited line might).
+  let rest = "";
+  const take = (line: string) => {
+    if (line.length === 0) return;
     let r: AuditRecord;
     try {
       r = JSON.parse(line) as AuditRecord;
     } catch {
-      continue;
+      return;
     }
-    if (filter.op !== undefined && r.op !== filter.op) continue;
-    if (filter.operator !== undefined && r.operator !== filter.operator) continue;
+    if (r === null || typeof r !== "object") return;
+    if (filter.op !== undefined && r.op !== filter.op) return;
+    if (filter.operator !== undefined && r.operator !== filter.operator) return;
     kept.push(r);
     if (kept.length > filter.n) kept.shift();
+  };
+  for await (const chunk of stream as AsyncIterable<string>) {
+    const lines = (rest + chunk).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) take(line);
   }
+  take(rest);
   return kept;
+}
+
+/**
+ * Characters that must not reach a terminal as they are: C0, DEL and C1 controls (an escape
+ * sequence can erase lines and draw a forged row), format characters such as the bidi
+ * overrides U+202E and U+2066-U+2069 (they reorder what is shown), line and paragraph
+ * separators, lone surrogates, and the backslash, so that an escape shown is never text that
+ * only looks like one.
+ */
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\\]/gu;
+
+/** Text from the log as it may be shown on a terminal: `\x1b`, `\u202e`, `\\`. */
+export function escapeForTerminal(text: string): string {
+  return text.replace(UNSAFE, (ch) => {
+    if (ch === "\\") return "\\\\";
+    if (ch === "\n") return "\\n";
+    if (ch === "\r") return "\\r";
+    if (ch === "\t") return "\\t";
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x100) return `\\x${cp.toString(16).padStart(2, "0")}`;
+    if (cp < 0x10000) return `\\u${cp.toString(16).padStart(4, "0")}`;
+    return `\\u{${cp.toString(16)}}`;
+  });
+}
+
+/** Characters JSON.stringify leaves raw that a terminal or a JavaScript parser may act on. */
+const JSON_UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * One record as a JSON line: JSON.stringify escapes C0 controls and lone surrogates, and this
+ * escapes DEL, C1, format characters (bidi overrides) and U+2028/U+2029 as well. They occur
+ * only inside strings, where `\uXXXX` means the same character.
+ */
+export function jsonLine(record: unknown): string {
+  return JSON.stringify(record).replace(JSON_UNSAFE, (ch) => {
+    const units: string[] = [];
+    for (let i = 0; i < ch.length; i++)
+      units.push(`\\u${ch.charCodeAt(i).toString(16).padStart(4, "0")}`);
+    return units.join("");
+  });
+}
+
+/** A field of a record as shown to people: escaped, whatever its type in the line. */
+function shown(value: unknown): string {
+  if (value === null || value === undefined) return "-";
+  return escapeForTerminal(typeof value === "string" ? value : JSON.stringify(value));
 }
 
 export function printAuditTail(
   records: readonly AuditRecord[],
   opts: { json: boolean; color: boolean },
 ): string {
-  if (opts.json) return records.map((r) => JSON.stringify(r) + "\n").join("");
+  if (opts.json) return records.map((r) => jsonLine(r) + "\n").join("");
   const c = colors(opts.color);
   const outcome = (r: AuditRecord) => {
-    const o = r.outcome ?? "-";
+    const o = shown(r.outcome);
     if (o === "ok") return c.green(o);
     if (o === "failed" || o === "unknown") return c.red(o);
     if (o === "refused") return c.yellow(o);
     return o;
   };
   const detail = (r: AuditRecord) => {
-    if (r.error)
-      return r.error.message.length > 100 ? r.error.message.slice(0, 97) + "..." : r.error.message;
-    if (r.commands.length === 0) return "-";
-    const more = r.commands.length > 1 ? ` (+${r.commands.length - 1} more)` : "";
-    return r.commands[0] + more;
+    if (r.error) {
+      const message = shown(r.error.message);
+      return message.length > 100 ? message.slice(0, 97) + "..." : message;
+    }
+    const commands: readonly unknown[] = Array.isArray(r.commands) ? r.commands : [];
+    if (commands.length === 0) return "-";
+    const more = commands.length > 1 ? ` (+${commands.length - 1} more)` : "";
+    return shown(commands[0]) + more;
   };
   return renderTable(
     ["SEQ", "TIME (UTC)", "OPERATOR", "OP", "PHASE", "OUTCOME", "DETAIL", "REASON"],
     records.map((r) => [
-      String(r.seq),
-      r.ts.replace("T", " ").slice(0, 19),
-      r.operator + (r.sudo ? "" : c.dim(" (no sudo)")),
-      r.op + (r.dryRun ? c.dim(" (dry run)") : "") + (r.force ? c.yellow(" --force") : ""),
-      r.phase,
+      shown(r.seq),
+      shown(r.ts).replace("T", " ").slice(0, 19),
+      shown(r.operator) + (r.sudo ? "" : c.dim(" (no sudo)")),
+      shown(r.op) + (r.dryRun ? c.dim(" (dry run)") : "") + (r.force ? c.yellow(" --force") : ""),
+      shown(r.phase),
       outcome(r),
       detail(r),
-      r.reason ?? "-",
+      shown(r.reason),
     ]),
   );
 }
