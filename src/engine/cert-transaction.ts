@@ -1,21 +1,102 @@
 import { abortSslCert, showSslCert, type RuntimeCommand } from "../commands/builders.js";
 import { normaliseSerial, type CertFacts } from "../certs/validate.js";
-import { HaproxyError, VerificationError, type HapopsError } from "../errors.js";
+import { GuardError, HaproxyError, VerificationError, type HapopsError } from "../errors.js";
 import { parseSslCertDetail, type SslCertDetail } from "../parse/ssl-cert.js";
 import type { ChangeSessions } from "./change.js";
 
-function sameCert(d: SslCertDetail, facts: CertFacts): boolean {
-  return (
-    normaliseSerial(d.serial ?? "") === facts.serial &&
-    (d.sha1Fingerprint ?? "").toUpperCase() === facts.sha1
+/** A certificate as HAProxy reports it, reduced to what tells two apart. */
+interface Seen {
+  readonly serial: string;
+  readonly sha1: string;
+}
+
+function seen(d: SslCertDetail): Seen {
+  return {
+    serial: normaliseSerial(d.serial ?? ""),
+    sha1: (d.sha1Fingerprint ?? "").toUpperCase(),
+  };
+}
+
+function same(a: Seen | undefined, b: Seen | CertFacts | undefined): boolean {
+  return a !== undefined && b !== undefined && a.serial === b.serial && a.sha1 === b.sha1;
+}
+
+/** `show ssl cert [*]F` read back; a failure is kept as its message, never thrown. */
+async function readBack(sessions: ChangeSessions, name: string): Promise<Seen | string> {
+  try {
+    return seen(parseSslCertDetail(await sessions.read.run(showSslCert(name))));
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * "Transaction created for certificate F!" / "Transaction updated for certificate F!"
+ * (measured on 2.6). The name is the transaction's file, which on 2.6 need not be the file in
+ * the `set ssl cert` line: while a transaction is open, a set for any file updates that one.
+ */
+const TRANSACTION = /^Transaction (created|updated) for certificate (.+)!$/;
+
+/** What serves `file` now, said in words, from a read-back and what served before. */
+function servingNow(
+  file: string,
+  now: Seen | string,
+  before: Seen | string,
+  ours: CertFacts,
+): string {
+  if (typeof now === "string")
+    return `what ${file} serves could not be read back (${now}); check with hapops certs`;
+  if (same(now, ours))
+    return `${file} serves the new certificate (serial ${ours.serial}, read back)`;
+  if (typeof before !== "string" && same(now, before))
+    return `the old certificate keeps serving for ${file} (serial ${now.serial}, read back)`;
+  return `${file} serves serial ${now.serial} (SHA-1 ${now.sha1 || "?"}, read back), which is neither ours (${ours.serial}) nor the one that served before (${typeof before === "string" ? "unknown" : before.serial})`;
+}
+
+/**
+ * Another party's transaction answered our `set ssl cert` with "Transaction updated": HAProxy
+ * replaced that transaction's pending certificate with ours ("If a transaction exists with the
+ * same filename, it will update this transaction" — management.txt 9.3, set ssl cert). It is
+ * not ours to commit or abort; say what it now holds and what serves, both read back.
+ */
+async function foreignTransaction(
+  sessions: ChangeSessions,
+  file: string,
+  txFile: string,
+  ours: CertFacts,
+  before: Seen | string,
+): Promise<GuardError> {
+  const pending = await readBack(sessions, `*${txFile}`);
+  const serving = await readBack(sessions, file);
+  const holds =
+    typeof pending === "string"
+      ? `its pending certificate could not be read back (${pending})`
+      : same(pending, ours)
+        ? `it now holds the certificate we sent (serial ${ours.serial}, read back)`
+        : `it now holds serial ${pending.serial} (read back; ours is ${ours.serial})`;
+  const where =
+    txFile === file
+      ? `another certificate transaction was already open on ${file} (another tool, or a set ssl cert by hand): HAProxy answered "Transaction updated", which replaces the pending certificate of that transaction with the one sent, and ${holds}`
+      : `a certificate transaction was already open on ${txFile} (another tool, or a set ssl cert by hand): HAProxy put the certificate sent for ${file} into that transaction ("Transaction updated for certificate ${txFile}"; 2.6 does so for a set on any file while one is open), and ${holds}`;
+  const servingText = servingNow(file, serving, before, ours);
+  return new GuardError(
+    `${where}; hapops committed nothing and aborted nothing of it, and ${servingText}; committing that transaction would make ${txFile} serve what it holds; see it with: hapops raw "show ssl cert *${txFile}"; if nobody is using it, drop it and rotate with: hapops rotate-cert ${file} ... --abort-stale`,
+    {
+      transaction: txFile,
+      pending: typeof pending === "string" ? null : pending,
+      serving: typeof serving === "string" ? null : serving,
+    },
   );
 }
 
 /**
- * The certificate transaction: `set ssl cert F <<payload`, check the reply, compare the pending
- * certificate (`show ssl cert *F`) with the leaf we sent, `commit ssl cert F`, expect
- * "Success!", read back the serial. On any failure the transaction is aborted — a failed commit
- * leaves it open (management.txt 9.3, commit ssl cert) — so the old certificate keeps serving.
+ * The certificate transaction: read what serves, `set ssl cert F <<payload`, check the reply,
+ * compare the pending certificate (`show ssl cert *F`) with the leaf we sent, `commit ssl cert
+ * F`, expect "Success!", read back the serial. A transaction this run opened is aborted on any
+ * failure — a failed commit leaves it open (management.txt 9.3, commit ssl cert) — and what
+ * serves afterwards is read back and said, never assumed. A transaction someone else opened
+ * ("Transaction updated") is left alone: GuardError. The caller holds the certificate lock
+ * (engine/cert-lock.ts), so no other hapops run sends a set in between.
  * Returns the lines sent; a thrown error carries them as `sent`.
  */
 export async function applyCertTransaction(
@@ -26,21 +107,32 @@ export async function applyCertTransaction(
   leaf: CertFacts,
 ): Promise<readonly string[]> {
   const sent: string[] = [];
-  let open = false;
+  const before = await readBack(sessions, file);
+  /** The file of the transaction this run opened, while it may be open. */
+  let open: string | undefined;
   try {
     sent.push(set.line);
-    const created = await sessions.write.run(set);
-    if (!/^Transaction (created|updated)/.test(created[0] ?? ""))
+    const answer = await sessions.write.run(set);
+    const m = TRANSACTION.exec((answer[0] ?? "").trim());
+    if (!m)
       throw new HaproxyError(
         set.line,
-        created.join("\n"),
-        `HAProxy did not open a transaction for ${file}: ${created.join(" ")}`,
+        answer.join("\n"),
+        `HAProxy did not open a transaction for ${file}: ${answer.join(" ")}`,
       );
-    open = true;
-    const pending = parseSslCertDetail(await sessions.read.run(showSslCert(`*${file}`)));
-    if (!sameCert(pending, leaf))
+    const txFile = m[2]!;
+    if (m[1] === "updated") throw await foreignTransaction(sessions, file, txFile, leaf, before);
+    open = txFile;
+    if (txFile !== file)
       throw new VerificationError(
-        `the pending certificate for ${file} is serial ${pending.serial ?? "?"} (SHA-1 ${pending.sha1Fingerprint ?? "?"}), not the one sent (${leaf.serial}, ${leaf.sha1})`,
+        `HAProxy opened a transaction for ${txFile}, not for ${file} ("${answer.join(" ")}")`,
+      );
+    const pending = await readBack(sessions, `*${file}`);
+    if (!same(typeof pending === "string" ? undefined : pending, leaf))
+      throw new VerificationError(
+        typeof pending === "string"
+          ? `the pending certificate for ${file} could not be read back (${pending})`
+          : `the pending certificate for ${file} is serial ${pending.serial} (SHA-1 ${pending.sha1 || "?"}), not the one sent (${leaf.serial}, ${leaf.sha1}): another set ssl cert changed the transaction`,
       );
     sent.push(commit.line);
     const committed = await sessions.write.run(commit);
@@ -50,30 +142,35 @@ export async function applyCertTransaction(
         committed.join("\n"),
         `HAProxy refused to commit ${file}: ${committed.join(" ")}`,
       );
-    open = false;
-    const after = parseSslCertDetail(await sessions.read.run(showSslCert(file)));
-    if (!sameCert(after, leaf))
+    open = undefined;
+    const after = await readBack(sessions, file);
+    if (!same(typeof after === "string" ? undefined : after, leaf))
       throw new VerificationError(
-        `after the commit HAProxy reports serial ${after.serial ?? "?"} for ${file}, not ${leaf.serial}`,
+        typeof after === "string"
+          ? `HAProxy answered Success! to the commit of ${file}, but what it serves could not be read back (${after}); check with hapops certs`
+          : typeof before !== "string" && same(after, before)
+            ? `HAProxy answered Success! to the commit of ${file}, but the old certificate still serves (serial ${after.serial}, read back), not ours (${leaf.serial})`
+            : `after the commit ${file} serves serial ${after.serial} (SHA-1 ${after.sha1 || "?"}, read back), not ours (${leaf.serial}): another set ssl cert changed the transaction between our check and the commit`,
       );
     return sent;
   } catch (e) {
     let err = e as HapopsError;
-    // A refused commit is an HaproxyError with the transaction still open.
-    if (open || (err instanceof HaproxyError && err.command === commit.line)) {
-      const abort = abortSslCert(file);
+    if (open !== undefined) {
+      const abort = abortSslCert(open);
       sent.push(abort.line);
-      await sessions.write.run(abort).catch(() => undefined);
+      const answer = await sessions.write
+        .run(abort)
+        .then((a) => a.join(" ").trim())
+        .catch((x: unknown) => `no answer (${(x as Error).message})`);
+      const aborted = answer.startsWith("Transaction aborted")
+        ? "the transaction was aborted"
+        : `abort ssl cert ${open} answered "${answer}"`;
+      const now = await readBack(sessions, file);
+      const suffix = `; ${aborted} and ${servingNow(file, now, before, leaf)}`;
       err =
         err instanceof HaproxyError
-          ? new HaproxyError(
-              err.command,
-              err.haproxyMessage,
-              `${err.message}; the transaction was aborted and the old certificate keeps serving`,
-            )
-          : new VerificationError(
-              `${err.message}; the transaction was aborted and the old certificate keeps serving`,
-            );
+          ? new HaproxyError(err.command, err.haproxyMessage, `${err.message}${suffix}`)
+          : new VerificationError(`${err.message}${suffix}`);
     }
     throw Object.assign(err, { sent });
   }

@@ -15,10 +15,20 @@ import {
 } from "../../certs/validate.js";
 import { abortSslCert, commitSslCert, setSslCert, showSslCert } from "../../commands/builders.js";
 import type { Settings } from "../../config/settings.js";
+import {
+  acquireCertLock,
+  certLockHere,
+  certLockTarget,
+  describeTakenOver,
+  ensureCertLockDir,
+  peekCertLock,
+  type HeldCertLock,
+} from "../../engine/cert-lock.js";
 import { applyCertTransaction } from "../../engine/cert-transaction.js";
 import { checkWriteLevel, openChangeSessions, type ChangeSessions } from "../../engine/change.js";
 import {
   GuardError,
+  HaproxyError,
   UsageError,
   ValidationError,
   VerificationError,
@@ -152,6 +162,7 @@ export async function runRotateCert(
   };
   const blocks = loadBlocks(opts.source);
   const sessions = await openChangeSessions(settings, "hapops rotate-cert", "operator");
+  let held: HeldCertLock | undefined;
   try {
     const level = await checkWriteLevel(
       sessions.write,
@@ -236,6 +247,13 @@ export async function runRotateCert(
           ),
         );
       if (level.error) out(c.yellow(`warning: ${level.error.message}`));
+      const other = peekCertLock(certLockHere().dir, certLockTarget(settings.target));
+      if (other)
+        out(
+          c.yellow(
+            `warning: hapops run pid ${other.pid} (user ${other.user}) is rotating ${other.file} on this target now; the real run would be refused until it finishes`,
+          ),
+        );
       out(
         opts.persist
           ? c.dim(`would persist ${file} (previous kept as ${file}.bak)`)
@@ -246,20 +264,58 @@ export async function runRotateCert(
       return;
     }
 
-    // HAProxy allows one certificate transaction at a time.
-    for (const stale of list.transactions) {
+    // One certificate transaction at a time per HAProxy, and hapops runs keep to it: the lock is
+    // held until the commit or abort (and the persist) are done. Taken before anything is sent.
+    const here = certLockHere();
+    ensureCertLockDir(here.dir, here.uid);
+    held = await acquireCertLock({
+      dir: here.dir,
+      target: certLockTarget(settings.target),
+      file,
+      uid: here.uid,
+      user: here.user,
+    });
+    if (held.tookOver) out(c.yellow(`took over ${describeTakenOver(held.tookOver)}`));
+    const deadRun = held.tookOver && "file" in held.tookOver ? held.tookOver : undefined;
+
+    // The list read before the lock may be stale: a run that just finished, or a transaction
+    // someone opened since. HAProxy allows one certificate transaction at a time.
+    const open = parseSslCertList(await sessions.read.run(showSslCert())).transactions;
+    for (const stale of open) {
       if (!opts.abortStale)
         throw new GuardError(
-          `a certificate transaction is already open for ${stale} (an unfinished rotation?); finish it, or pass --abort-stale to abort it first (recorded)`,
+          `a certificate transaction is already open for ${stale} (${
+            deadRun?.file === stale
+              ? `most likely left by hapops run pid ${deadRun.pid}, which is gone`
+              : "no hapops run on this host holds the certificate lock: another tool, a set ssl cert by hand, or a run on another host"
+          }); see it with: hapops raw "show ssl cert *${stale}"; finish it, or if nobody is using it pass --abort-stale to abort it first (recorded)`,
           { transaction: stale },
         );
       const abortLine = abortSslCert(stale);
       const step = await opts.journal.intent([abortLine.line], { staleTransaction: stale });
-      await sessions.write.run(abortLine);
+      const answer = (await sessions.write.run(abortLine)).join(" ").trim();
+      if (!answer.startsWith("Transaction aborted")) {
+        const err = new HaproxyError(
+          abortLine.line,
+          answer,
+          `could not abort the stale transaction for ${stale}: HAProxy answered "${answer}"; nothing else was sent, run again to see what is open now`,
+        );
+        await opts.journal.result(step, "failed", [abortLine.line], err, {
+          staleTransaction: stale,
+        });
+        throw err;
+      }
       await opts.journal.result(step, "ok", [abortLine.line], undefined, {
         staleTransaction: stale,
       });
-      out(c.yellow(`aborted the stale transaction for ${stale}`));
+      const serving = await sessions.read
+        .run(showSslCert(stale))
+        .then(
+          (l) =>
+            `it serves serial ${normaliseSerial(parseSslCertDetail(l).serial ?? "?")}, read back`,
+        )
+        .catch((e: unknown) => `what it serves could not be read back: ${(e as Error).message}`);
+      out(c.yellow(`aborted the stale transaction for ${stale} (${serving})`));
     }
 
     const step = await opts.journal.intent(lines, detail);
@@ -306,6 +362,7 @@ export async function runRotateCert(
     );
     if (settings.json) io.out(renderJson(report));
   } finally {
+    await held?.release().catch(() => undefined);
     await sessions.close();
   }
 }
