@@ -81,8 +81,11 @@ export function reportError(e: unknown, json: boolean): number {
       );
   if ("silent" in err && err.silent === true) return err.exitCode;
   if (json) {
+    // A change that failed part-way still reports what it sent, with the error beside it.
+    const report = (err as { report?: object }).report;
     io.out(
       JSON.stringify({
+        ...report,
         error: { code: err.code, exitCode: err.exitCode, message: err.message, ...err.details },
       }) + "\n",
     );

@@ -1,10 +1,12 @@
-import { execFileSync } from "node:child_process";
 import { resolveIdentity, systemProbe, type Identity } from "../audit/identity.js";
 import { Journal } from "../audit/journal.js";
 import { AuditLog } from "../audit/log.js";
 import { parseSyslogTarget } from "../audit/syslog.js";
 import type { Settings } from "../config/settings.js";
-import { ConfigError, isHapopsError } from "../errors.js";
+import { ConfigError, isHapopsError, type HapopsError } from "../errors.js";
+import { operatorFiles, ownFiles, type InputFiles } from "../host/input-files.js";
+import { runTool } from "../host/tools.js";
+import type { Scope } from "../engine/operation.js";
 import { enforcePolicy } from "../policy/policy.js";
 
 /**
@@ -14,8 +16,10 @@ import { enforcePolicy } from "../policy/policy.js";
 export interface RunContext {
   readonly identity: Identity | undefined;
   readonly journal: Journal | undefined;
-  /** Check a change's servers against the operator's selector limits (policy). */
-  authorize(servers: readonly string[]): void;
+  /** Files the operator names (--pem, --from...): opened with their own rights under sudo. */
+  readonly files: InputFiles;
+  /** Check one operation of a plan, on everything the plan touches, against the policy. */
+  authorize(op: string, scope: Scope): void;
   /** Record how the run ended when it ended in an error, then release the log. */
   fail(error: unknown): Promise<void>;
   close(): void;
@@ -29,12 +33,13 @@ export interface RunRequest {
   readonly reason: string | undefined;
   readonly dryRun: boolean;
   readonly force: boolean;
+  /** Refuse this run, recording why (audited even for a read-only command). */
+  readonly refusal?: HapopsError | undefined;
 }
 
 function groupId(name: string): number {
   try {
-    const line = execFileSync("getent", ["group", name], {
-      encoding: "utf8",
+    const line = runTool("getent", "libc-bin", ["group", "--", name], {
       stdio: ["ignore", "pipe", "ignore"],
     });
     const gid = Number(line.split(":")[2]);
@@ -51,12 +56,13 @@ export async function startRun(
   env: NodeJS.ProcessEnv,
   warn: (message: string) => void,
 ): Promise<RunContext> {
-  const audited = !req.readOnly || settings.audit.reads;
+  const audited = !req.readOnly || settings.audit.reads || req.refusal !== undefined;
   // Reads with no policy and no read auditing need no identity: no passwd lookups, fast start.
   if (!audited && settings.policy === undefined)
     return {
       identity: undefined,
       journal: undefined,
+      files: ownFiles,
       authorize: () => undefined,
       fail: () => Promise.resolve(),
       close: () => undefined,
@@ -103,9 +109,12 @@ export async function startRun(
   const ctx: RunContext = {
     identity,
     journal,
-    authorize: (servers) => {
+    files: identity.sudo
+      ? operatorFiles({ user: identity.operator, uid: identity.uid, gid: identity.gid })
+      : ownFiles,
+    authorize: (op, scope) => {
       if (identity.uid === 0 && !identity.sudo) return;
-      enforcePolicy(settings.policy, { ...policyRequest, servers });
+      enforcePolicy(settings.policy, { ...policyRequest, op, scope });
     },
     fail: async (error) => {
       if (!journal || !isHapopsError(error)) return;
@@ -118,6 +127,7 @@ export async function startRun(
     close: () => log?.close(),
   };
   try {
+    if (req.refusal) throw req.refusal;
     // Root acting directly (not through sudo) already owns the socket and the config; a policy
     // cannot bind it, and pretending otherwise would only break root's own maintenance.
     if (!(identity.uid === 0 && !identity.sudo)) enforcePolicy(settings.policy, policyRequest);

@@ -19,7 +19,19 @@ const target = z.strictObject({
 
 const groupRule = z.union([
   z.array(text),
-  z.strictObject({ allow: z.array(text), selectors: z.optional(z.array(text)) }),
+  z.strictObject({
+    allow: z.array(text),
+    /** The same as scope.servers (kept from the first release). */
+    selectors: z.optional(z.array(text)),
+    scope: z.optional(
+      z.strictObject({
+        servers: z.optional(z.array(text)),
+        tables: z.optional(z.array(text)),
+        maps: z.optional(z.array(text)),
+        certs: z.optional(z.array(text)),
+      }),
+    ),
+  }),
 ]);
 
 /** hapops.yaml. Unknown keys are errors: a typo must not silently fall back to a default. */

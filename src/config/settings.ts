@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import type { Policy } from "../policy/policy.js";
+import type { GroupRule, Policy } from "../policy/policy.js";
 import { ConfigError, PolicyError, UsageError } from "../errors.js";
 import type { TlsFiles } from "../transport/connect.js";
 import { formatTarget, parseTarget, type Target } from "../transport/target.js";
@@ -193,11 +193,16 @@ export async function resolveSettings(
 }
 
 function normalisePolicy(groups: NonNullable<ConfigFile["policy"]>["groups"]): Policy {
-  const out: Record<string, { allow: string[]; selectors?: string[] | undefined }> = {};
-  for (const [g, rule] of Object.entries(groups))
-    out[g] = Array.isArray(rule)
-      ? { allow: rule }
-      : { allow: rule.allow, selectors: rule.selectors };
+  const out: Record<string, GroupRule> = {};
+  for (const [g, rule] of Object.entries(groups)) {
+    if (Array.isArray(rule)) {
+      out[g] = { allow: rule };
+      continue;
+    }
+    const servers = [...(rule.scope?.servers ?? []), ...(rule.selectors ?? [])];
+    const scope = { ...rule.scope, ...(servers.length > 0 ? { servers } : {}) };
+    out[g] = { allow: rule.allow, ...(Object.keys(scope).length > 0 ? { scope } : {}) };
+  }
   return out;
 }
 

@@ -1,9 +1,8 @@
-import { showStat, type RuntimeCommand } from "../commands/builders.js";
+import { showStat } from "../commands/builders.js";
 import { levelAtLeast, type Level } from "../commands/levels.js";
 import type { Settings } from "../config/settings.js";
-import { HaproxyError, LevelError, VerificationError } from "../errors.js";
-import type { Mismatch, Plan, ServerFacts } from "../ops/plan.js";
-import { verifyPlan } from "../ops/plan.js";
+import { LevelError } from "../errors.js";
+import type { ServerFacts } from "../ops/plan.js";
 import { StatParser, toStatEntry } from "../parse/stat.js";
 import type { RuntimeSession } from "../runtime/session.js";
 import { openSession } from "./connect.js";
@@ -86,26 +85,6 @@ export async function readFacts(read: RuntimeSession, backend?: string): Promise
   }));
 }
 
-/** The one backend a plan touches, if it touches one: reads can then be scoped to it. */
-export function planScope(plan: Plan): string | undefined {
-  const backends = new Set(plan.servers.map((s) => s.backend));
-  return backends.size === 1 ? [...backends][0] : undefined;
-}
-
-export interface Refusal {
-  readonly command: string;
-  readonly message: string;
-}
-
-export interface ApplyResult {
-  /** Exactly the lines sent, in order. */
-  readonly sent: readonly string[];
-  readonly refusals: readonly Refusal[];
-  readonly mismatches: readonly Mismatch[];
-  /** The planned servers as read back after the change. */
-  readonly after: readonly ServerFacts[];
-}
-
 /** Hints for HAProxy's refusals of `set server`, keyed by the start of its message. */
 const REFUSAL_HINTS: readonly (readonly [RegExp, string])[] = [
   [
@@ -122,60 +101,6 @@ const REFUSAL_HINTS: readonly (readonly [RegExp, string])[] = [
 export function hintFor(message: string): string {
   for (const [re, hint] of REFUSAL_HINTS) if (re.test(message)) return hint;
   return "see `set server` in HAProxy's management.txt (section 9.3)";
-}
-
-/**
- * Send every command of the plan in one pipelined write, then read HAProxy's state back and
- * compare it with the plan. HAProxy's refusals are collected, not fatal, so one bad server does
- * not hide what happened to the others.
- */
-export async function applyPlan(sessions: ChangeSessions, plan: Plan): Promise<ApplyResult> {
-  const commands: RuntimeCommand[] = plan.servers.flatMap((s) => [...s.commands]);
-  const outcomes = await Promise.allSettled(commands.map((c) => sessions.write.run(c)));
-  const refusals: Refusal[] = [];
-  outcomes.forEach((o, i) => {
-    if (o.status === "fulfilled") return;
-    if (o.reason instanceof HaproxyError)
-      refusals.push({ command: commands[i]!.line, message: o.reason.haproxyMessage });
-    else throw o.reason;
-  });
-  const facts = await readFacts(sessions.read, planScope(plan));
-  const wanted = new Set(plan.servers.map((s) => `${s.backend}/${s.server}`));
-  return {
-    sent: commands.map((c) => c.line),
-    refusals,
-    mismatches: verifyPlan(plan, facts),
-    after: facts.filter((f) => wanted.has(`${f.backend}/${f.server}`)),
-  };
-}
-
-/** Turn refusals and mismatches into the error the operator sees (exit 1). */
-export function resultError(
-  plan: Plan,
-  result: ApplyResult,
-): HaproxyError | VerificationError | undefined {
-  const first = result.refusals[0];
-  if (first) {
-    const more =
-      result.refusals.length > 1 ? ` (and ${result.refusals.length - 1} more refusals)` : "";
-    return new HaproxyError(
-      first.command,
-      first.message,
-      `HAProxy refused "${first.command}": ${first.message}${more} — ${hintFor(first.message)}`,
-    );
-  }
-  if (result.mismatches.length > 0) {
-    const diff = result.mismatches
-      .map(
-        (m) =>
-          `${m.backend}/${m.server} ${m.field}: expected ${m.expected}, HAProxy says ${m.actual}`,
-      )
-      .join("; ");
-    return new VerificationError(`${plan.op} ${plan.selector} did not take effect: ${diff}`, {
-      mismatches: result.mismatches,
-    });
-  }
-  return undefined;
 }
 
 /** Current sessions (`scur`) of the given servers, one pipelined `show stat` per backend. */

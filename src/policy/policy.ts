@@ -1,14 +1,26 @@
 import { PolicyError } from "../errors.js";
 
+import type { Scope } from "../engine/operation.js";
+
 /**
  * Who may run what: `policy.groups.<unix group>` lists operations (CLI command names, `read`
- * for every read-only command, or `*`), optionally limited to selectors such as `be_app/*`.
+ * for every read-only command, or `*`), optionally limited to a scope per kind of object.
  * Without a policy, anyone who can run hapops may run everything (single-admin setups).
  */
+export interface GroupScope {
+  /** `backend/server` patterns (`*` allowed per part); `selectors:` in the config means this. */
+  readonly servers?: readonly string[] | undefined;
+  /** stick-table names (glob) */
+  readonly tables?: readonly string[] | undefined;
+  /** map and ACL files (glob, `*` crosses `/`) */
+  readonly maps?: readonly string[] | undefined;
+  /** certificate files (glob), or DNS names every name of the certificate must match */
+  readonly certs?: readonly string[] | undefined;
+}
+
 export interface GroupRule {
   readonly allow: readonly string[];
-  /** `backend/server` patterns (`*` allowed per part) the group's changes must stay within. */
-  readonly selectors?: readonly string[] | undefined;
+  readonly scope?: GroupScope | undefined;
 }
 
 export type Policy = Readonly<Record<string, GroupRule>>;
@@ -21,8 +33,8 @@ export interface PolicyRequest {
   /** The CLI command ("drain", "table set", ...). */
   readonly op: string;
   readonly readOnly: boolean;
-  /** The servers a change touches, as `backend/server`; empty for reads. */
-  readonly servers?: readonly string[];
+  /** What a change touches; reads have none. */
+  readonly scope?: Scope | undefined;
 }
 
 export interface PolicyDecision {
@@ -41,6 +53,47 @@ function patternMatches(pattern: string, server: string): boolean {
   return (pb === "*" || pb === sb) && (ps === undefined || ps === "*" || ps === ss);
 }
 
+/** `*` matches any run of characters (across `/` too), `?` one; the rest literally. */
+function glob(pattern: string, value: string, star = ".*"): boolean {
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, star)
+    .replace(/\?/g, ".");
+  return new RegExp(`^${re}$`).test(value);
+}
+
+type Kind = "servers" | "tables" | "maps" | "certs";
+
+/** The objects of one kind in `scope` that `limits` does not cover. */
+function outside(kind: Kind, limits: readonly string[], scope: Scope): string[] {
+  switch (kind) {
+    case "servers":
+      return (scope.servers ?? []).filter((s) => !limits.some((p) => patternMatches(p, s)));
+    case "tables":
+      return (scope.tables ?? []).filter((t) => !limits.some((p) => glob(p, t)));
+    case "maps":
+      return (scope.maps ?? []).filter((m) => !limits.some((p) => glob(p, m)));
+    case "certs":
+      // A certificate is in scope by its file, or when a pattern covers every name it holds
+      // (`*.example.com` covers www.example.com, and the wildcard name itself).
+      return (scope.certs ?? [])
+        .filter(
+          (c) =>
+            !limits.some((p) => glob(p, c.file)) &&
+            !(c.names.length > 0 && c.names.every((n) => limits.some((p) => glob(p, n, "[^.]*")))),
+        )
+        .map((c) => c.file);
+  }
+}
+
+const KINDS: readonly Kind[] = ["servers", "tables", "maps", "certs"];
+const NOUN: Record<Kind, string> = {
+  servers: "servers",
+  tables: "tables",
+  maps: "maps and ACLs",
+  certs: "certificates",
+};
+
 export function decide(policy: Policy | undefined, req: PolicyRequest): PolicyDecision {
   if (policy === undefined) return { allowed: true, rule: "no policy configured" };
   // Own keys only: a unix group called "constructor" must not find Object.prototype's.
@@ -50,7 +103,7 @@ export function decide(policy: Policy | undefined, req: PolicyRequest): PolicyDe
       allowed: false,
       rule: `${req.operator} is in none of the groups the policy names (${Object.keys(policy).join(", ") || "none"})`,
     };
-  const servers = req.servers ?? [];
+  const scope = req.scope ?? {};
   const reasons: string[] = [];
   for (const g of mine) {
     const rule = policy[g]!;
@@ -58,15 +111,39 @@ export function decide(policy: Policy | undefined, req: PolicyRequest): PolicyDe
       reasons.push(`group ${g} does not allow ${req.op}`);
       continue;
     }
-    const limits = rule.selectors;
-    if (req.readOnly || limits === undefined || limits.length === 0)
+    const limits = rule.scope ?? {};
+    const limited = KINDS.filter((k) => limits[k] !== undefined && limits[k].length > 0);
+    if (req.readOnly || limited.length === 0)
       return { allowed: true, rule: `group ${g} allows ${req.op}` };
-    const outside = servers.filter((s) => !limits.some((p) => patternMatches(p, s)));
-    if (outside.length === 0)
-      return { allowed: true, rule: `group ${g} allows ${req.op} on ${limits.join(", ")}` };
-    reasons.push(
-      `group ${g} allows ${req.op} only on ${limits.join(", ")}, not ${outside.slice(0, 3).join(", ")}${outside.length > 3 ? ", ..." : ""}`,
-    );
+    if (scope.unnamed !== undefined) {
+      reasons.push(
+        `group ${g} is limited to ${limited.map((k) => NOUN[k]).join(", ")}, and ${scope.unnamed}`,
+      );
+      continue;
+    }
+    // A scoped group reaches only the kinds of objects its scope names: limited to servers,
+    // it may not touch a table, a map or a certificate at all.
+    const touched = KINDS.filter((k) => (scope[k]?.length ?? 0) > 0);
+    const unlisted = touched.filter((k) => !limited.includes(k));
+    if (unlisted.length > 0) {
+      reasons.push(
+        `group ${g} is limited to ${limited.map((k) => `${NOUN[k]} ${limits[k]!.join(", ")}`).join("; ")}, and ${req.op} touches ${unlisted.map((k) => NOUN[k]).join(", ")} outside that scope`,
+      );
+      continue;
+    }
+    const out = limited.flatMap((k) => {
+      const o = outside(k, limits[k]!, scope);
+      return o.length > 0 ? [{ k, o }] : [];
+    });
+    if (out.length === 0)
+      return {
+        allowed: true,
+        rule: `group ${g} allows ${req.op} on ${limited.map((k) => limits[k]!.join(", ")).join("; ")}`,
+      };
+    for (const { k, o } of out)
+      reasons.push(
+        `group ${g} allows ${req.op} only on ${limits[k]!.join(", ")}, not ${o.slice(0, 3).join(", ")}${o.length > 3 ? ", ..." : ""}`,
+      );
   }
   return { allowed: false, rule: reasons.join("; ") };
 }

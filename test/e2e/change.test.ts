@@ -326,8 +326,10 @@ describe("levels", () => {
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/is at level 'operator'; 'drain' needs 'admin'/);
     expect(await rawState()).toBe(before);
+    // A dry run gives the verdict the real run would get, after showing the plan.
     const dry = await hapops(["-s", lab().sockets.operator, "drain", "be_app/app1", "--dry-run"]);
-    expect(dry.code).toBe(0);
-    expect(dry.stdout).toMatch(/warning: socket .* is at level 'operator'/);
+    expect(dry.code).toBe(4);
+    expect(dry.stdout).toMatch(/be_app\/app1 {2}READY -> DRAIN/);
+    expect(dry.stderr).toMatch(/is at level 'operator'; 'drain' needs 'admin'/);
   });
 });

@@ -28,7 +28,9 @@ describe("decide: no policy", () => {
       allowed: true,
       rule: "no policy configured",
     });
-    expect(decide(undefined, req({ op: "table set", servers: ["any/thing"] })).allowed).toBe(true);
+    expect(
+      decide(undefined, req({ op: "table set", scope: { servers: ["any/thing"] } })).allowed,
+    ).toBe(true);
   });
 });
 
@@ -130,8 +132,11 @@ describe("decide: allowed operations", () => {
 });
 
 describe("decide: selector limits", () => {
-  const only = (...selectors: string[]): Policy => ({ app: { allow: ["*"], selectors } });
-  const asApp = (servers: string[], op = "drain") => req({ groups: ["app"], op, servers });
+  const only = (...selectors: string[]): Policy => ({
+    app: { allow: ["*"], scope: { servers: selectors } },
+  });
+  const asApp = (servers: string[], op = "drain") =>
+    req({ groups: ["app"], op, scope: { servers } });
 
   it("'be_app/*' allows a change when every server is in be_app", () => {
     const d = decide(only("be_app/*"), asApp(["be_app/app1", "be_app/app2"]));
@@ -187,16 +192,16 @@ describe("decide: selector limits", () => {
 
   it("selectors do not restrict reads", () => {
     const d = decide(
-      { app: { allow: ["read"], selectors: ["be_app/*"] } },
-      req({ groups: ["app"], op: "servers", readOnly: true, servers: ["be_web/web1"] }),
+      { app: { allow: ["read"], scope: { servers: ["be_app/*"] } } },
+      req({ groups: ["app"], op: "servers", readOnly: true, scope: { servers: ["be_web/web1"] } }),
     );
     expect(d).toEqual({ allowed: true, rule: "group app allows servers" });
   });
 
   it("selectors do not widen the allowed ops", () => {
     const d = decide(
-      { app: { allow: ["drain"], selectors: ["be_app/*"] } },
-      req({ groups: ["app"], op: "maint", servers: ["be_app/app1"] }),
+      { app: { allow: ["drain"], scope: { servers: ["be_app/*"] } } },
+      req({ groups: ["app"], op: "maint", scope: { servers: ["be_app/app1"] } }),
     );
     expect(d).toEqual({ allowed: false, rule: "group app does not allow maint" });
   });
@@ -206,10 +211,10 @@ describe("decide: several groups", () => {
   it("any group that allows the request wins, whatever the order", () => {
     const policy: Policy = {
       dev: { allow: ["read"] },
-      app: { allow: ["drain"], selectors: ["be_app/*"] },
+      app: { allow: ["drain"], scope: { servers: ["be_app/*"] } },
       ops: { allow: ["*"] },
     };
-    const r = req({ groups: ["dev", "app", "ops"], servers: ["be_web/web1"] });
+    const r = req({ groups: ["dev", "app", "ops"], scope: { servers: ["be_web/web1"] } });
     expect(decide(policy, r)).toEqual({ allowed: true, rule: "group ops allows drain" });
     const reversed = { ...r, groups: ["ops", "app", "dev"] };
     expect(decide(policy, reversed).allowed).toBe(true);
@@ -217,10 +222,10 @@ describe("decide: several groups", () => {
 
   it("names the first group that allows the request", () => {
     const policy: Policy = {
-      app: { allow: ["drain"], selectors: ["be_app/*"] },
+      app: { allow: ["drain"], scope: { servers: ["be_app/*"] } },
       ops: { allow: ["*"] },
     };
-    const d = decide(policy, req({ groups: ["app", "ops"], servers: ["be_app/app1"] }));
+    const d = decide(policy, req({ groups: ["app", "ops"], scope: { servers: ["be_app/app1"] } }));
     expect(d.rule).toBe("group app allows drain on be_app/*");
   });
 
@@ -232,9 +237,9 @@ describe("decide: several groups", () => {
   it("when every group refuses, gives each group's reason", () => {
     const policy: Policy = {
       dev: { allow: ["read"] },
-      app: { allow: ["drain"], selectors: ["be_app/*"] },
+      app: { allow: ["drain"], scope: { servers: ["be_app/*"] } },
     };
-    const d = decide(policy, req({ groups: ["dev", "app"], servers: ["be_web/web1"] }));
+    const d = decide(policy, req({ groups: ["dev", "app"], scope: { servers: ["be_web/web1"] } }));
     expect(d).toEqual({
       allowed: false,
       rule: "group dev does not allow drain; group app allows drain only on be_app/*, not be_web/web1",
@@ -270,9 +275,12 @@ describe("enforcePolicy", () => {
   });
 
   it("names the servers outside the group's limits", () => {
-    const limited: Policy = { app: { allow: ["*"], selectors: ["be_app/*"] } };
+    const limited: Policy = { app: { allow: ["*"], scope: { servers: ["be_app/*"] } } };
     const e = policyError(() =>
-      enforcePolicy(limited, req({ groups: ["app"], op: "maint", servers: ["be_db/db1"] })),
+      enforcePolicy(
+        limited,
+        req({ groups: ["app"], op: "maint", scope: { servers: ["be_db/db1"] } }),
+      ),
     );
     expect(e.message).toBe(
       "policy refuses maint for alice: group app allows maint only on be_app/*, not be_db/db1",

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { runTool } from "../../host/tools.js";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { readConfigFile, SYSTEM_CONFIG } from "../../config/load.js";
@@ -261,7 +261,7 @@ function sudoersChecks(): Check[] {
       ),
     );
   try {
-    execFileSync("visudo", ["-cf", SUDOERS_FILE], { stdio: ["ignore", "pipe", "pipe"] });
+    runTool("visudo", "sudo", ["-cf", SUDOERS_FILE]);
     const rule = readFileSync(SUDOERS_FILE, "utf8")
       .split("\n")
       .find((l) => l.startsWith("%"));

@@ -29,7 +29,7 @@ import { parseMapEntry, parseMapList, type MapEntry, type MapInfo } from "../../
 import type { RuntimeSession } from "../../runtime/session.js";
 import { suggestion } from "../../util/suggest.js";
 import { renderJson, renderTable } from "../output.js";
-import type { Io } from "./change.js";
+import type { Io } from "../context.js";
 
 async function findMap(session: RuntimeSession, kind: MapKind, ref: string): Promise<MapInfo> {
   validateMapRef(kind, ref);

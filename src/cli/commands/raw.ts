@@ -4,7 +4,7 @@ import type { Settings } from "../../config/settings.js";
 import { withSession } from "../../engine/connect.js";
 import type { HapopsError } from "../../errors.js";
 import { renderJson } from "../output.js";
-import type { Io } from "./change.js";
+import type { Io } from "../context.js";
 
 export interface RawOptions {
   readonly text: string;

@@ -1,9 +1,9 @@
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Journal } from "../../audit/journal.js";
 import { parsePem, type PemBlock } from "../../certs/pem.js";
 import { persistPem, type PersistResult } from "../../certs/persist.js";
+import { ownFiles, type InputFiles } from "../../host/input-files.js";
 import {
   certFacts,
   covers,
@@ -36,7 +36,7 @@ import {
 } from "../../errors.js";
 import { parseSslCertDetail, parseSslCertList, type SslCertDetail } from "../../parse/ssl-cert.js";
 import { colors, renderJson } from "../output.js";
-import type { Io } from "./change.js";
+import type { Io } from "../context.js";
 
 /** Where the new certificate comes from: exactly one of the three forms. */
 export type CertSource =
@@ -60,25 +60,13 @@ export interface RotateOptions {
   readonly dryRun: boolean;
   readonly now: Date;
   readonly journal: Journal;
-}
-
-function readSource(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES"
-          ? "permission denied"
-          : (e as Error).message;
-    throw new ValidationError(`cannot read ${what} ${path}: ${why}`);
-  }
+  /** Opens --pem, --cert, --key, --chain and --certbot-dir (as the operator under sudo). */
+  readonly files: InputFiles;
 }
 
 /** Read and normalise the new bundle; nothing here touches HAProxy. */
-export function loadBlocks(source: CertSource): PemBlock[] {
+export function loadBlocks(source: CertSource, files: InputFiles): PemBlock[] {
+  const readSource = (path: string, what: string) => files.readText(path, what);
   switch (source.kind) {
     case "pem":
       return parsePem(readSource(source.pem, "--pem"), source.pem);
@@ -131,10 +119,17 @@ async function findTarget(
 
 /** The certificate currently in a PEM file on disk (for the --persist check). */
 function diskLeaf(path: string): CertFacts {
-  const blocks = parsePem(readSource(path, "the certificate file"), path);
-  const first = blocks.find((b) => b.label === "CERTIFICATE");
-  if (!first) throw new ValidationError(`${path} holds no certificate`);
-  return certFacts(new X509Certificate(first.text));
+  // Read with hapops' own rights (root under sudo): errors name the file, never quote it.
+  const text = ownFiles.readText(path, "the certificate file");
+  try {
+    const first = parsePem(text, path).find((b) => b.label === "CERTIFICATE");
+    if (!first) throw new Error("no certificate");
+    return certFacts(new X509Certificate(first.text));
+  } catch {
+    throw new ValidationError(
+      `${path} on disk does not hold a certificate hapops can read; fix the file, or rotate without --persist`,
+    );
+  }
 }
 
 function short(serial: string): string {
@@ -160,7 +155,7 @@ export async function runRotateCert(
   const out = (t: string) => {
     if (!settings.json) io.out(t + "\n");
   };
-  const blocks = loadBlocks(opts.source);
+  const blocks = loadBlocks(opts.source, opts.files);
   const sessions = await openChangeSessions(settings, "hapops rotate-cert", "operator");
   let held: HeldCertLock | undefined;
   try {
@@ -223,6 +218,8 @@ export async function runRotateCert(
         throw new UsageError(
           `--persist writes ${file} on this machine, but HAProxy is reached over ${settings.target.kind}://; run hapops on the HAProxy host to persist, or rotate without --persist`,
         );
+      // Before anything is sent: a write that would be refused must not follow a commit.
+      opts.files.checkNotOperatorWritable(file, "--persist target");
       const disk = diskLeaf(file);
       if (disk.sha1 !== (live.sha1Fingerprint ?? "").toUpperCase())
         throw new GuardError(

@@ -31,7 +31,7 @@ import {
 } from "../../parse/table.js";
 import { suggestion } from "../../util/suggest.js";
 import { renderJson } from "../output.js";
-import type { Io } from "./change.js";
+import type { Io } from "../context.js";
 
 export interface TableShowRequest {
   readonly table: string;

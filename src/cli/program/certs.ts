@@ -82,7 +82,7 @@ async function runRotateCommand(target: string, flags: RotateFlags, cmd: Command
             ? ({ kind: "certbot", dir: flags.certbotDir } as const)
             : ({ kind: "parts", cert: flags.cert!, key: flags.key!, chain: flags.chain } as const);
       const { runRotateCert } = await import("../commands/rotate-cert.js");
-      run.authorize([]);
+      run.authorize(cmd.name(), {});
       await runRotateCert(
         s,
         {

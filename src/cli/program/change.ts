@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { SELECTOR_HELP, type ChangeFlags } from "../change-args.js";
-import { io, withRun } from "../context.js";
+import { paintFor, runEngineCommand } from "../engine.js";
 
 /** drain, maint (disable), ready (enable), weight. */
 export function registerChangeCommands(program: Command): void {
@@ -76,43 +76,26 @@ async function runChangeCommand(
   cmd: Command,
 ): Promise<void> {
   // Audit first: every refusal from here on, bad input included, is recorded.
-  await withRun(
+  await runEngineCommand(
     cmd,
     { op, dryRun: flags.dryRun, reason: flags.reason, force: flags.force },
-    async (run, s) => {
-      const abort = new AbortController();
-      // The first Ctrl-C stops a wait or a ramp where it is and reports it; a second one is
-      // Ctrl-C as usual (the handler is gone, so the default action ends the process).
-      const onSigint = () => {
-        process.off("SIGINT", onSigint);
-        abort.abort();
-      };
-      process.on("SIGINT", onSigint);
-      try {
-        const { buildChangeRequest } = await import("../change-args.js");
-        const parsed = buildChangeRequest(op, selectorArg, weightArg, flags, flags.force ?? false);
-        const { runChange } = await import("../commands/change.js");
-        const { realClock } = await import("../../engine/wait.js");
-        await runChange(
-          s,
-          parsed.request,
-          {
-            dryRun: flags.dryRun ?? false,
-            wait: flags.wait ?? false,
-            waitTimeoutMs: parsed.waitTimeoutMs,
-            pollMs: parsed.pollMs,
-            then: flags.then === "maint" ? "maint" : undefined,
-            ramp: parsed.ramp,
-            signal: abort.signal,
-            clock: realClock,
-            journal: run.journal!,
-            authorize: (servers) => run.authorize(servers),
-          },
-          io,
-        );
-      } finally {
-        process.off("SIGINT", onSigint);
-      }
+    async (s) => {
+      const [{ buildChangeRequest }, { serverOperation }] = await Promise.all([
+        import("../change-args.js"),
+        import("../../ops/servers.js"),
+      ]);
+      const parsed = buildChangeRequest(op, selectorArg, weightArg, flags, flags.force ?? false);
+      return serverOperation({
+        change: parsed.request,
+        wait:
+          flags.wait || flags.then
+            ? { timeoutMs: parsed.waitTimeoutMs, pollMs: parsed.pollMs }
+            : undefined,
+        then: flags.then === "maint" ? "maint" : undefined,
+        ramp: parsed.ramp,
+        target: s.targetText,
+        paint: paintFor(s),
+      });
     },
   );
 }

@@ -59,7 +59,7 @@ export function registerOpsCommands(
     )
     .action((text: string, flags: { dryRun?: boolean; reason?: string }, cmd: Command) =>
       withRun(cmd, { op: "raw", dryRun: flags.dryRun, reason: flags.reason }, async (run, s) => {
-        run.authorize([]);
+        run.authorize(cmd.name(), {});
         const { runRaw } = await import("../commands/raw.js");
         await runRaw(s, { text, dryRun: flags.dryRun ?? false, journal: run.journal! }, io);
       }),

@@ -1,0 +1,76 @@
+import type { Command } from "commander";
+import type { Settings } from "../config/settings.js";
+import type { Operation } from "../engine/operation.js";
+import type { EngineUi } from "../engine/run.js";
+import type { Paint } from "../ops/servers.js";
+import { io, withRun, type RunFlags } from "./context.js";
+import { colors, colorStatus, renderJson } from "./output.js";
+import type { RunContext } from "./run-context.js";
+
+/** Human output through the engine: lines on stdout (not under --json), progress on a terminal. */
+function engineUi(s: Settings): EngineUi {
+  const c = colors(s.color);
+  const width = () => Math.max(20, (process.stderr.columns ?? 80) - 1);
+  return {
+    line: (t) => {
+      if (!s.json) io.out(t + "\n");
+    },
+    dim: (t) => c.dim(t),
+    warn: (t) => c.yellow(t),
+    // One line, cut to the terminal's width: a wrapped line cannot be rewritten in place.
+    progress: (t) => {
+      if (s.progress) io.err(`\r\x1b[K${t.length > width() ? t.slice(0, width() - 1) + "…" : t}`);
+    },
+    endProgress: () => {
+      if (s.progress) io.err("\r\x1b[K");
+    },
+  };
+}
+
+export function paintFor(s: Settings): Paint {
+  const c = colors(s.color);
+  return { status: (t) => colorStatus(c, t), bold: (t) => c.bold(t) };
+}
+
+/**
+ * A change command: argv has been turned into `build`'s operation; the engine runs it inside
+ * the run's identity, policy and audit (withRun), and the report is printed. Ctrl-C stops a
+ * wait or a ramp where it is (a second one is the default SIGINT). A failure carries its report
+ * (what was sent), which cli/main.ts prints beside the error under --json.
+ */
+export async function runEngineCommand(
+  cmd: Command,
+  flags: RunFlags,
+  build: (s: Settings, run: RunContext) => Promise<Operation> | Operation,
+): Promise<void> {
+  await withRun(cmd, flags, async (run, s) => {
+    const abort = new AbortController();
+    const onSigint = () => {
+      process.off("SIGINT", onSigint);
+      abort.abort();
+    };
+    process.on("SIGINT", onSigint);
+    try {
+      const op = await build(s, run);
+      const [{ runOperation }, { realClock }] = await Promise.all([
+        import("../engine/run.js"),
+        import("../engine/wait.js"),
+      ]);
+      const report = await runOperation(
+        {
+          settings: s,
+          journal: run.journal!,
+          authorize: (o, scope) => run.authorize(o, scope),
+          dryRun: flags.dryRun ?? false,
+          ui: engineUi(s),
+          clock: realClock,
+          signal: abort.signal,
+        },
+        op,
+      );
+      if (s.json) io.out(renderJson(report));
+    } finally {
+      process.off("SIGINT", onSigint);
+    }
+  });
+}

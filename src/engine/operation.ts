@@ -1,0 +1,159 @@
+import type { RuntimeCommand } from "../commands/builders.js";
+import type { Level } from "../commands/levels.js";
+import type { HapopsError } from "../errors.js";
+import type { ChangeSessions } from "./change.js";
+
+/**
+ * The operation engine's vocabulary (DESIGN.md, "one operation engine"). An operation reads the
+ * live state, turns it and a request into a Plan (pure), and says how to verify it. The engine
+ * (engine/run.ts) does everything else, the same way for every kind of change: authorize the
+ * plan's scope, check the level, evaluate the guards (the same verdict in a dry run), record the
+ * intent, run the steps, read back, verify, record the result.
+ */
+
+/** Every object a plan touches, by kind: what a policy's scope is checked against. */
+export interface Scope {
+  /** `backend/server` */
+  readonly servers?: readonly string[];
+  /** stick-table names */
+  readonly tables?: readonly string[];
+  /** map and ACL files (or `#<id>` references) */
+  readonly maps?: readonly string[];
+  /** certificate files and the DNS names they cover */
+  readonly certs?: readonly { readonly file: string; readonly names: readonly string[] }[];
+  /** A raw line whose objects could not all be named: only an unscoped group may send it. */
+  readonly unnamed?: string;
+}
+
+/** A safety check of the plan. A failed guard refuses the run unless it was forced. */
+export interface Guard {
+  readonly name: string;
+  readonly ok: boolean;
+  /** Failed, but --force overrode it (recorded). */
+  readonly forced: boolean;
+  readonly reason: string;
+  /** The refusal when it fails unforced (a GuardError otherwise). */
+  readonly error?: HapopsError;
+  /** Fields the plan's JSON keeps for this guard (the last-server guard's servers). */
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What a plan does, in order. Every step names the policy operation it performs, so a run of
+ * several steps (`drain --wait --then maint`) is authorized for each before anything is sent.
+ */
+export type Step =
+  | {
+      readonly kind: "send";
+      readonly op: string;
+      readonly commands: readonly RuntimeCommand[];
+      /**
+       * Sent when HAProxy refuses a command, to leave things as they were (2.6 creates the
+       * entry of a refused `set table`); recorded as compensation.
+       */
+      readonly undoOnRefusal?: readonly RuntimeCommand[];
+    }
+  | {
+      readonly kind: "transaction";
+      readonly op: string;
+      /** The lines of the transaction as planned (payloads are never in them). */
+      readonly lines: readonly string[];
+      /** Runs the whole transaction; aborts it on failure. Returns the lines sent. */
+      run(sessions: ChangeSessions, sent: string[]): Promise<void>;
+    }
+  | {
+      readonly kind: "wait";
+      readonly op: string;
+      readonly until: "drained";
+      readonly servers: readonly { readonly backend: string; readonly server: string }[];
+      readonly timeoutMs: number;
+      readonly pollMs: number;
+    }
+  | {
+      readonly kind: "write-file";
+      readonly op: string;
+      readonly path: string;
+      /** Drop world access (a PEM holds a key). */
+      readonly private: boolean;
+      readonly payload: string;
+    }
+  | {
+      /** Plan again from fresh state after a pause (a ramp step, the maint after a drain). */
+      readonly kind: "replan";
+      readonly op: string;
+      readonly afterMs: number;
+      readonly label: string;
+      /** What to say when Ctrl-C stops the pause before it (nothing more was sent). */
+      readonly interrupted: string;
+      /** The next operation; `simulate` (a dry run) plans it on the state this plan leaves. */
+      readonly next: (simulate: boolean) => Operation;
+    };
+
+export interface Plan<B = unknown> {
+  readonly version: 1;
+  readonly op: string;
+  readonly target: string;
+  /** Level the socket must have for the steps. */
+  readonly level: Level;
+  readonly mutates: boolean;
+  readonly scope: Scope;
+  readonly steps: readonly Step[];
+  readonly guards: readonly Guard[];
+  /** Lines for people: what will change (`be_app/app1  READY -> DRAIN`). */
+  readonly describe: readonly string[];
+  /** The operation's own JSON fields for the plan (before/after per server, the diff...). */
+  readonly json: Readonly<Record<string, unknown>>;
+  /** Fields the run's report (and this step's) carries whatever happens (`selector`, `table`). */
+  readonly report?: Readonly<Record<string, unknown>>;
+  /** Audit detail (never key material). */
+  readonly detail?: Readonly<Record<string, unknown>> | undefined;
+  /** What the operation itself needs to verify the plan. */
+  readonly body: B;
+}
+
+/** What verification found. Empty when HAProxy's state is what the plan expects. */
+export interface Verification {
+  readonly mismatches: readonly string[];
+  /** Lines for people after a verified change. */
+  readonly summary: readonly string[];
+  /** Fields the report keeps (servers as read back, entries...). */
+  readonly json: Readonly<Record<string, unknown>>;
+  /** A typed error instead of the generic mismatch one (HAProxy's refusal in its words). */
+  readonly error?: HapopsError;
+}
+
+/** The engine's read of HAProxy, for an operation: two sessions, read lowered below write. */
+export interface Operation<S = unknown, B = unknown> {
+  /** Policy operation name ("drain", "table set", "map replace", "rotate-cert", "raw"). */
+  readonly op: string;
+  /** The session level reads need ("operator" for tables and certificates). */
+  readonly readLevel: "user" | "operator";
+  read(sessions: ChangeSessions): Promise<S>;
+  plan(state: S): Plan<B>;
+  /** Read HAProxy's state again and compare it with the plan. */
+  verify(sessions: ChangeSessions, plan: Plan<B>, sent: readonly string[]): Promise<Verification>;
+}
+
+export type Outcome = "ok" | "noop" | "refused" | "failed";
+
+/** The one JSON shape of a change, for every operation. Fields are only ever added. */
+export interface Report {
+  op: string;
+  target: string;
+  dryRun: boolean;
+  outcome: Outcome;
+  plan: Record<string, unknown> | null;
+  /** Exactly the lines sent, in order (in a dry run: the lines that would be). */
+  sent: string[];
+  verified: boolean;
+  steps: StepReport[];
+  [field: string]: unknown;
+}
+
+export interface StepReport {
+  op: string;
+  plan: Record<string, unknown>;
+  sent: string[];
+  verified: boolean;
+  [field: string]: unknown;
+}

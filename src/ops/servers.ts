@@ -1,0 +1,268 @@
+import type { ChangeSessions } from "../engine/change.js";
+import { readFacts } from "../engine/change.js";
+import type { Guard, Operation, Plan, Step, Verification } from "../engine/operation.js";
+import { GuardError, VerificationError } from "../errors.js";
+import {
+  planChange,
+  verifyPlan,
+  type ChangeRequest,
+  type Plan as ServerPlan,
+  type PlannedServer,
+  type ServerFacts,
+  type WeightSpec,
+} from "./plan.js";
+import { formatDuration } from "../util/duration.js";
+import { listSelector, selectorBackend } from "./selector.js";
+
+/** How human lines are painted; the CLI passes colours (or none). */
+export interface Paint {
+  status(text: string): string;
+  bold(text: string): string;
+}
+
+export const plainPaint: Paint = { status: (t) => t, bold: (t) => t };
+
+/** drain / maint / ready / weight, with what may follow: a wait, maint once drained, a ramp. */
+export interface ServerChange {
+  readonly change: ChangeRequest;
+  readonly wait?: { readonly timeoutMs: number; readonly pollMs: number } | undefined;
+  readonly then?: "maint" | undefined;
+  readonly ramp?:
+    { readonly to: WeightSpec; readonly step: number; readonly everyMs: number } | undefined;
+  readonly target: string;
+  readonly paint: Paint;
+  /** A first line for people before the plan ("step 2:" of a ramp). */
+  readonly heading?: string | undefined;
+  /** Which step of a ramp this is (1 for the first). */
+  readonly rampStep?: number | undefined;
+}
+
+function name(s: { backend: string; server: string }): string {
+  return `${s.backend}/${s.server}`;
+}
+
+function sessionsNote(n: number | undefined): string {
+  return n === undefined ? "" : `  (${n} session${n === 1 ? "" : "s"})`;
+}
+
+/**
+ * `be_app/app1  READY -> DRAIN  (12 sessions)`, one line per changed server, names aligned.
+ * Servers already as wanted get a line each when there are few, one summary line otherwise.
+ */
+export function describeServerPlan(plan: ServerPlan, p: Paint): string[] {
+  const changed = plan.servers.filter((s) => s.commands.length > 0);
+  const noop = plan.servers.filter((s) => s.commands.length === 0);
+  const shownNoop = noop.length <= 5 ? noop : [];
+  const width = Math.max(...[...changed, ...shownNoop].map((s) => name(s).length), 0);
+  const lines = [...changed, ...shownNoop]
+    .sort((a, b) => plan.servers.indexOf(a) - plan.servers.indexOf(b))
+    .map((s) => {
+      const label = name(s).padEnd(width);
+      const noopServer = s.commands.length === 0;
+      if (plan.op === "weight") {
+        if (noopServer) return `${label}  weight ${s.after.weight}  (already; nothing sent)`;
+        return `${label}  weight ${s.before.weight} -> ${p.bold(String(s.after.weight))}`;
+      }
+      if (noopServer) return `${label}  ${p.status(s.after.admin)}  (already; nothing sent)`;
+      // Sessions matter to a drain (what it waits for) and to maint (which does not cut them).
+      const sessions = s.before.sessions ?? 0;
+      const note =
+        plan.op === "drain" || (plan.op === "maint" && sessions > 0)
+          ? sessionsNote(s.before.sessions)
+          : "";
+      return `${label}  ${p.status(s.before.admin)} -> ${p.status(s.after.admin)}${note}`;
+    });
+  if (noop.length > 5) {
+    const what = plan.op === "weight" ? "at the wanted weight" : noop[0]!.after.admin;
+    const names = noop.slice(0, 3).map(name).join(", ");
+    lines.push(`${noop.length} more already ${what} (nothing sent): ${names}, ...`);
+  }
+  return lines;
+}
+
+/** The state a plan leaves, for planning what follows it in a dry run. */
+function applyAfter(
+  facts: readonly ServerFacts[],
+  planned: readonly PlannedServer[],
+): ServerFacts[] {
+  const after = new Map(planned.map((p) => [name(p), p.after]));
+  return facts.map((f) => ({ ...f, ...(after.get(name(f)) ?? {}) }));
+}
+
+function guardsOf(plan: ServerPlan): Guard[] {
+  const failed = plan.guards.filter((g) => !g.ok && !g.forced);
+  const error =
+    failed.length > 0
+      ? new GuardError(
+          `refusing ${plan.op} ${plan.selector}: ${failed.map((g) => g.reason).join("; ")}. Pass --force to do it anyway (it is recorded).`,
+          { guards: failed },
+        )
+      : undefined;
+  return plan.guards.map((g) => ({
+    name: g.backend,
+    ok: g.ok,
+    forced: g.forced,
+    reason: g.reason,
+    ...(error && !g.ok && !g.forced ? { error } : {}),
+    detail: { backend: g.backend, servingBefore: g.servingBefore, servingAfter: g.servingAfter },
+  }));
+}
+
+/**
+ * A server change as an engine operation. `simulated` is the state a previous plan would leave
+ * (a dry run plans the maint after a drain, or each ramp step, on it instead of reading).
+ */
+export function serverOperation(
+  req: ServerChange,
+  simulated?: readonly ServerFacts[],
+): Operation<readonly ServerFacts[], ServerPlan> {
+  const scope = selectorBackend(req.change.selector);
+  return {
+    op: req.change.op,
+    readLevel: "user",
+    read: (sessions) => (simulated ? Promise.resolve(simulated) : readFacts(sessions.read, scope)),
+    plan(facts): Plan<ServerPlan> {
+      const sp = planChange(facts, req.change);
+      const commands = sp.servers.flatMap((s) => [...s.commands]);
+      const steps: Step[] = [];
+      if (commands.length > 0) steps.push({ kind: "send", op: sp.op, commands });
+      const follow = (
+        next: ServerChange,
+        label: string,
+        afterMs: number,
+        interrupted: string,
+      ): Step => ({
+        kind: "replan",
+        op: next.change.op,
+        afterMs,
+        label,
+        interrupted,
+        next: (simulate) =>
+          serverOperation(next, simulate ? applyAfter(facts, sp.servers) : undefined),
+      });
+      if (req.change.op === "drain" && (req.wait || req.then)) {
+        steps.push({
+          kind: "wait",
+          op: "drain",
+          until: "drained",
+          servers: sp.servers.map((s) => ({ backend: s.backend, server: s.server })),
+          timeoutMs: req.wait?.timeoutMs ?? 600_000,
+          pollMs: req.wait?.pollMs ?? 500,
+        });
+        if (req.then === "maint")
+          steps.push(
+            follow(
+              {
+                ...req,
+                change: {
+                  op: "maint",
+                  selector: listSelector(sp.servers),
+                  force: req.change.force,
+                },
+                wait: undefined,
+                then: undefined,
+                heading: undefined,
+              },
+              "maint once drained",
+              0,
+              "stopped by Ctrl-C before maint; the servers stay DRAIN",
+            ),
+          );
+      }
+      if (req.change.op === "weight" && req.ramp) {
+        const stepReq: ChangeRequest = {
+          ...req.change,
+          weight: { to: req.ramp.to, step: req.ramp.step },
+        };
+        const after = applyAfter(facts, sp.servers);
+        const more = planChange(after, stepReq).servers.some((s) => s.commands.length > 0);
+        const n = (req.rampStep ?? 1) + 1;
+        const at = sp.servers.map((s) => `${name(s)} ${s.after.weight}`).join(", ");
+        if (more)
+          steps.push(
+            follow(
+              {
+                ...req,
+                change: stepReq,
+                rampStep: n,
+                heading: `step ${n} (after ${formatDuration(req.ramp.everyMs)}):`,
+              },
+              `step ${n}`,
+              req.ramp.everyMs,
+              `ramp stopped by Ctrl-C before step ${n}; weights stay where they are: ${at}`,
+            ),
+          );
+      }
+      return {
+        version: 1,
+        op: sp.op,
+        target: req.target,
+        level: "admin",
+        mutates: true,
+        scope: { servers: sp.servers.map(name) },
+        steps,
+        guards: guardsOf(sp),
+        describe: [
+          ...((req.heading ?? (req.ramp ? "step 1:" : undefined))
+            ? [req.heading ?? "step 1:"]
+            : []),
+          ...describeServerPlan(sp, req.paint),
+        ],
+        json: {
+          selector: sp.selector,
+          servers: sp.servers.map((s) => ({
+            backend: s.backend,
+            server: s.server,
+            before: s.before,
+            after: s.after,
+            commands: s.commands.map((c) => c.line),
+          })),
+        },
+        report: { selector: sp.selector },
+        body: sp,
+      };
+    },
+    async verify(sessions: ChangeSessions, plan: Plan<ServerPlan>): Promise<Verification> {
+      const sp = plan.body;
+      const facts = await readFacts(sessions.read, scope);
+      const wanted = new Set(sp.servers.map(name));
+      const after = facts.filter((f) => wanted.has(name(f)));
+      const found = verifyPlan(sp, facts);
+      const mismatches = found.map(
+        (m) =>
+          `${m.backend}/${m.server} ${m.field}: expected ${m.expected}, HAProxy says ${m.actual}`,
+      );
+      const changed = sp.servers.filter((s) => s.commands.length > 0).length;
+      const what =
+        sp.op === "weight"
+          ? [...new Set(after.map((f) => `weight ${f.weight}`))].join(", ")
+          : [...new Set(after.map((f) => f.admin))].join(", ");
+      const n = after.length;
+      return {
+        mismatches,
+        ...(found.length > 0
+          ? {
+              error: new VerificationError(
+                `${sp.op} ${sp.selector} did not take effect: ${mismatches.join("; ")}`,
+                { mismatches: found },
+              ),
+            }
+          : {}),
+        summary: [
+          `verified: HAProxy reports ${n === 1 ? "the server" : `all ${n} servers`} ${what} (${changed} changed, ${n - changed} already so)`,
+        ],
+        json: {
+          selector: sp.selector,
+          servers: after.map((f) => ({
+            backend: f.backend,
+            server: f.server,
+            admin: f.admin,
+            weight: f.weight,
+            operational: f.operational,
+            sessions: f.sessions ?? null,
+          })),
+        },
+      };
+    },
+  };
+}
