@@ -110,12 +110,15 @@ export async function gate(action: Command): Promise<void> {
   await withRun(action, { op: name, readOnly: true, refusal }, () => Promise.resolve());
 }
 
-/** A yes/no question on the terminal (stderr), default no. */
+/** A yes/no question on the terminal (stderr), default no. Ctrl-C rejects (an AbortError). */
 export async function ask(question: string): Promise<boolean> {
   const { createInterface } = await import("node:readline/promises");
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const abort = new AbortController();
+  // readline takes Ctrl-C on a terminal itself: without this the question would wait forever.
+  rl.once("SIGINT", () => abort.abort());
   try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
+    return /^y(es)?$/i.test((await rl.question(question, { signal: abort.signal })).trim());
   } finally {
     rl.close();
   }

@@ -3,7 +3,7 @@ import type { Settings } from "../config/settings.js";
 import type { Operation } from "../engine/operation.js";
 import type { EngineUi } from "../engine/run.js";
 import type { Paint } from "../ops/servers.js";
-import { io, withRun, type RunFlags } from "./context.js";
+import { ask, io, withRun, type RunFlags } from "./context.js";
 import { colors, colorStatus, renderJson } from "./output.js";
 import type { RunContext } from "./run-context.js";
 
@@ -65,6 +65,10 @@ export async function runEngineCommand(
           ui: engineUi(s),
           clock: realClock,
           signal: abort.signal,
+          confirm:
+            process.stdin.isTTY === true && process.stderr.isTTY === true && !s.json
+              ? (q) => ask(q)
+              : undefined,
         },
         op,
       );

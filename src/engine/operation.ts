@@ -34,6 +34,11 @@ export interface Guard {
   readonly reason: string;
   /** The refusal when it fails unforced (a GuardError otherwise). */
   readonly error?: HapopsError;
+  /**
+   * A question that lets the operator pass this guard at a terminal in a real run ("clear all
+   * 120 entries of table be_app? [y/N] "). Without a terminal, or in a dry run, it refuses.
+   */
+  readonly confirm?: string;
   /** Fields the plan's JSON keeps for this guard (the last-server guard's servers). */
   readonly detail?: Readonly<Record<string, unknown>>;
 }

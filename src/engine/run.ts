@@ -51,6 +51,8 @@ export interface EngineContext {
   readonly ui: EngineUi;
   readonly clock: Clock;
   readonly signal: AbortSignal;
+  /** Ask the operator (a terminal); undefined when there is none. Ctrl-C rejects. */
+  readonly confirm?: ((question: string) => Promise<boolean>) | undefined;
 }
 
 /** An error with the report of what was done before it, for --json and the audit trail. */
@@ -207,7 +209,7 @@ async function runOne(
     const follow = plan.steps.find((s) => s.kind === "replan");
     return follow?.kind === "replan" ? follow.next(true) : undefined;
   }
-  if (refusal) throw refusal;
+  if (refusal && !(await confirmed(ctx, plan, level.error))) throw refusal;
   for (const g of plan.guards) if (g.forced) ui.line(ui.warn(`warning: --force: ${g.reason}`));
 
   const act = plan.steps.filter((s) => s.kind !== "replan" && s.kind !== "wait");
@@ -263,6 +265,29 @@ async function runOne(
     }
   }
   return undefined;
+}
+
+/**
+ * Whether the operator, asked at a terminal, lets every failed guard that can be confirmed pass.
+ * Only when nothing else refuses; Ctrl-C at the question ends the run with nothing sent.
+ */
+async function confirmed(
+  ctx: EngineContext,
+  plan: Plan,
+  levelError: HapopsError | undefined,
+): Promise<boolean> {
+  const failed = plan.guards.filter((g) => !g.ok && !g.forced);
+  if (!ctx.confirm || levelError || failed.some((g) => g.confirm === undefined)) return false;
+  for (const g of failed) {
+    let yes: boolean;
+    try {
+      yes = await ctx.confirm(g.confirm!);
+    } catch {
+      throw new InterruptedError(`stopped at the question (Ctrl-C); nothing was sent`);
+    }
+    if (!yes) return false;
+  }
+  return true;
 }
 
 function describeStep(s: Step): string {
