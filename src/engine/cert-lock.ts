@@ -291,17 +291,7 @@ export async function acquireCertLock(req: CertLockRequest): Promise<HeldCertLoc
     writeOwner(path, owner);
     return before;
   });
-  if (found.kind === "owner" && found.live) {
-    const other = found.owner;
-    const elsewhere =
-      other.host === owner.host
-        ? ""
-        : ` on host ${other.host}, which hapops cannot check (if that run is gone, remove the lock file)`;
-    throw new GuardError(
-      `another hapops run (${describeOwner(other)}${elsewhere}) is rotating ${other.file} on ${req.target}; HAProxy has one certificate transaction at a time, so wait for that run to finish and run again (nothing was sent; lock ${path})`,
-      { lock: path, pid: other.pid, user: other.user, file: other.file, since: other.since },
-    );
-  }
+  if (found.kind === "owner" && found.live) throw lockRefusal(req.dir, req.target, found.owner);
   let released = false;
   return {
     path,
@@ -321,6 +311,25 @@ export async function acquireCertLock(req: CertLockRequest): Promise<HeldCertLoc
       });
     },
   };
+}
+
+/** The refusal for a run that finds another live run holding the target's lock. */
+export function lockRefusal(dir: string, target: string, other: CertLockOwner): GuardError {
+  const path = certLockPath(dir, target);
+  const elsewhere =
+    other.host === hostname()
+      ? ""
+      : ` on host ${other.host}, which hapops cannot check (if that run is gone, remove the lock file)`;
+  return new GuardError(
+    `another hapops run (${describeOwner(other)}${elsewhere}) is rotating ${other.file} on ${target}; HAProxy has one certificate transaction at a time, so wait for that run to finish and run again (nothing was sent; lock ${path})`,
+    { lock: path, pid: other.pid, user: other.user, file: other.file, since: other.since },
+  );
+}
+
+/** The run that left a target's lock and is gone (its transaction may still be open). */
+export function peekDeadCertLock(dir: string, target: string): CertLockOwner | undefined {
+  const found = readOwner(certLockPath(dir, target));
+  return found.kind === "owner" && !ownerAlive(found.owner) ? found.owner : undefined;
 }
 
 /** The live run holding a target's certificate lock, if any (for dry runs: nothing is taken). */

@@ -63,8 +63,13 @@ export type Step =
       readonly op: string;
       /** The lines of the transaction as planned (payloads are never in them). */
       readonly lines: readonly string[];
-      /** Runs the whole transaction; aborts it on failure. Returns the lines sent. */
-      run(sessions: ChangeSessions, sent: string[]): Promise<void>;
+      /** What a dry run says in place of the payload ("1 certificate(s) and the key"). */
+      readonly payloadNote?: string;
+      /**
+       * Runs the whole transaction, aborting it on failure; appends each line to `sent` as it
+       * goes. May return notes for the operator (what an abort left serving).
+       */
+      run(sessions: ChangeSessions, sent: string[]): Promise<readonly string[] | void>;
     }
   | {
       readonly kind: "wait";
@@ -135,8 +140,19 @@ export interface Operation<S = unknown, B = unknown> {
   readonly readLevel: "user" | "operator";
   read(sessions: ChangeSessions): Promise<S>;
   plan(state: S): Plan<B>;
+  /**
+   * An exclusive hold (across hapops runs) taken in a real run after the guards pass and before
+   * the intent, released when the run ends: one certificate transaction per HAProxy.
+   */
+  lock?(plan: Plan<B>): Promise<Held>;
   /** Read HAProxy's state again and compare it with the plan. */
   verify(sessions: ChangeSessions, plan: Plan<B>, sent: readonly string[]): Promise<Verification>;
+}
+
+export interface Held {
+  /** Said to the operator when the hold was taken (a dead run's lock taken over). */
+  readonly notice?: string | undefined;
+  release(): Promise<void>;
 }
 
 export type Outcome = "ok" | "noop" | "refused" | "failed";

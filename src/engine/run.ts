@@ -1,6 +1,6 @@
 import type { Journal } from "../audit/journal.js";
 import type { Settings } from "../config/settings.js";
-import { persistFile } from "../certs/persist.js";
+import { persistFile, type PersistResult } from "../certs/persist.js";
 import {
   EnvironmentError,
   GuardError,
@@ -193,6 +193,9 @@ async function runOne(
     if (lines.length > 0) {
       ui.line(ui.dim(`would send (${lines.length} line${lines.length === 1 ? "" : "s"}):`));
       for (const l of lines) ui.line(ui.dim(`  ${l}`));
+      for (const s of plan.steps)
+        if (s.kind === "transaction" && s.payloadNote)
+          ui.line(ui.dim(`  <payload: ${s.payloadNote}, elided>`));
     }
     for (const g of plan.guards)
       ui.line(
@@ -213,6 +216,40 @@ async function runOne(
   for (const g of plan.guards) if (g.forced) ui.line(ui.warn(`warning: --force: ${g.reason}`));
 
   const act = plan.steps.filter((s) => s.kind !== "replan" && s.kind !== "wait");
+  const held = act.length > 0 ? await op.lock?.(plan) : undefined;
+  try {
+    if (held?.notice) ui.line(ui.warn(held.notice));
+    await applyPlan(ctx, sessions, op, plan, act, lines, step, report);
+  } finally {
+    await held?.release().catch(() => undefined);
+  }
+
+  // What comes after the change: a wait, then maybe another plan from fresh state.
+  for (const s of plan.steps) {
+    if (s.kind === "wait") await waitStep(ctx, sessions, s, report);
+    if (s.kind === "replan") {
+      if (s.afterMs > 0) {
+        await ctx.clock.sleep(s.afterMs, ctx.signal);
+        if (ctx.signal.aborted) throw new InterruptedError(s.interrupted);
+      }
+      return s.next(false);
+    }
+  }
+  return undefined;
+}
+
+/** Record the intent, run the steps, verify, record the result; a no-op is recorded as one. */
+async function applyPlan(
+  ctx: EngineContext,
+  sessions: ChangeSessions,
+  op: Operation,
+  plan: Plan,
+  act: readonly Step[],
+  lines: readonly string[],
+  step: StepReport,
+  report: Report,
+): Promise<void> {
+  const { ui } = ctx;
   if (lines.length === 0 && act.every((s) => s.kind !== "write-file")) {
     await ctx.journal.single("noop", [], undefined, plan.detail);
     for (const l of plan.describe) ui.line(l);
@@ -222,7 +259,7 @@ async function runOne(
     const sent: string[] = [];
     let verification: Verification;
     try {
-      for (const s of act) await runStep(ctx, sessions, s, sent);
+      for (const s of act) await runStep(ctx, sessions, s, sent, report);
       verification = await op.verify(sessions, plan, sent);
     } catch (e) {
       step.sent = sent;
@@ -251,20 +288,12 @@ async function runOne(
     report.outcome = "ok";
     for (const l of plan.describe) ui.line(l);
     for (const l of verification.summary) ui.line(ui.dim(l));
+    const written = report.persisted as PersistResult | undefined;
+    if (written)
+      ui.line(
+        `persisted: ${written.path} (mode ${written.mode.toString(8).padStart(4, "0")}; previous kept as ${written.backup})`,
+      );
   }
-
-  // What comes after the change: a wait, then maybe another plan from fresh state.
-  for (const s of plan.steps) {
-    if (s.kind === "wait") await waitStep(ctx, sessions, s, report);
-    if (s.kind === "replan") {
-      if (s.afterMs > 0) {
-        await ctx.clock.sleep(s.afterMs, ctx.signal);
-        if (ctx.signal.aborted) throw new InterruptedError(s.interrupted);
-      }
-      return s.next(false);
-    }
-  }
-  return undefined;
 }
 
 /**
@@ -308,15 +337,19 @@ async function runStep(
   sessions: ChangeSessions,
   s: Step,
   sent: string[],
+  report: Report,
 ): Promise<void> {
   switch (s.kind) {
     case "send":
       return sendStep(sessions, s, sent);
-    case "transaction":
-      return s.run(sessions, sent);
+    case "transaction": {
+      const notes = await s.run(sessions, sent);
+      for (const n of notes ?? []) ctx.ui.line(ctx.ui.warn(n));
+      return;
+    }
     case "write-file":
       try {
-        persistFile(s.path, s.payload, { private: s.private });
+        report.persisted = persistFile(s.path, s.payload, { private: s.private });
       } catch (e) {
         throw new EnvironmentError(
           `HAProxy took the change, but writing ${s.path} failed (${(e as Error).message}); a reload would bring the old content back — fix the file, then run the same command with --persist again`,

@@ -411,7 +411,7 @@ describe("rotate-cert: certificate transactions are exclusive", () => {
       ["rotate-cert", "example.com", "--pem", pemFile(first)],
       ["rotate-cert", "example.com", "--pem", secondPem],
       async () => {
-        // A dry run meanwhile says a rotation is under way, and still exits 0.
+        // A dry run meanwhile says a rotation is under way.
         p.phase = "dry";
         dry = await hapops(["rotate-cert", "example.com", "--pem", secondPem, "--dry-run"], {
           env: { HAPOPS_CONFIG: cfg.path },
@@ -441,12 +441,14 @@ describe("rotate-cert: certificate transactions are exclusive", () => {
     const here = certLockHere();
     expect(existsSync(certLockPath(here.dir, realpathSync(p.path)))).toBe(false);
 
-    expect(dry?.code, dry?.stderr).toBe(0);
+    // The dry run meanwhile gets the verdict the real run got: refused while run 1 holds the lock.
+    expect(dry?.code, dry?.stderr).toBe(3);
     expect(dry?.stdout).toMatch(
       new RegExp(
-        `warning: hapops run pid ${run1.pid} \\(user \\w+\\) is rotating ${esc(EXAMPLE())}`,
+        `guard lock: hapops run pid ${run1.pid} \\(user \\w+\\) is rotating ${esc(EXAMPLE())}`,
       ),
     );
+    expect(dry?.stderr).toMatch(new RegExp(`another hapops run \\(pid ${run1.pid},`));
   });
 
   it("the lock is per HAProxy, not per file: a rotation of another file at the same time is refused (exit 3, nothing sent)", async () => {
@@ -502,12 +504,8 @@ describe("rotate-cert: certificate transactions are exclusive", () => {
     const r2 = await hapops(["rotate-cert", "example.com", "--pem", pemFile(next)], {
       env: { HAPOPS_CONFIG: cfg.path },
     });
+    // Refused before anything is taken or sent: the dead run's lock is still there to name it.
     expect(r2.code, r2.stderr).toBe(3);
-    expect(r2.stdout).toMatch(
-      new RegExp(
-        `took over the lock of hapops run pid ${run1.pid}, .*, which was rotating ${esc(EXAMPLE())} and is gone`,
-      ),
-    );
     expect(r2.stderr).toMatch(
       new RegExp(
         `a certificate transaction is already open for ${esc(EXAMPLE())} \\(most likely left by hapops run pid ${run1.pid}, which is gone\\); see it with: hapops raw "show ssl cert \\*${esc(EXAMPLE())}".*--abort-stale`,
@@ -523,6 +521,11 @@ describe("rotate-cert: certificate transactions are exclusive", () => {
       },
     );
     expect(r3.code, r3.stderr).toBe(0);
+    expect(r3.stdout).toMatch(
+      new RegExp(
+        `took over the lock of hapops run pid ${run1.pid}, .*, which was rotating ${esc(EXAMPLE())} and is gone`,
+      ),
+    );
     expect(r3.stdout).toMatch(
       new RegExp(
         `aborted the stale transaction for ${esc(EXAMPLE())} \\(it serves serial ${before}, read back\\)`,

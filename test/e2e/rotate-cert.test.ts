@@ -350,7 +350,12 @@ describe("rotate-cert", () => {
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l) as { commands: string[] });
-    expect(recs[0]!.commands).toEqual([`abort ssl cert ${OTHER()}`]);
+    // One intent for the whole plan: the stale abort first, then the rotation.
+    expect(recs[0]!.commands).toEqual([
+      `abort ssl cert ${OTHER()}`,
+      `set ssl cert ${EXAMPLE()} <<`,
+      `commit ssl cert ${EXAMPLE()}`,
+    ]);
   });
 
   it("a commit HAProxy refuses is aborted: no open transaction, the old serial still serving", async () => {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { io, withRun } from "../context.js";
+import { runEngineCommand } from "../engine.js";
 
 interface RotateFlags {
   pem?: string;
@@ -54,10 +54,10 @@ export function registerCertCommands(program: Command): void {
 }
 
 async function runRotateCommand(target: string, flags: RotateFlags, cmd: Command): Promise<void> {
-  await withRun(
+  await runEngineCommand(
     cmd,
     { op: "rotate-cert", dryRun: flags.dryRun, reason: flags.reason, force: flags.force },
-    async (run, s) => {
+    async (s, run) => {
       const { UsageError } = await import("../../errors.js");
       const forms = [
         flags.pem !== undefined,
@@ -81,24 +81,23 @@ async function runRotateCommand(target: string, flags: RotateFlags, cmd: Command
           : flags.certbotDir !== undefined
             ? ({ kind: "certbot", dir: flags.certbotDir } as const)
             : ({ kind: "parts", cert: flags.cert!, key: flags.key!, chain: flags.chain } as const);
-      const { runRotateCert } = await import("../commands/rotate-cert.js");
-      run.authorize(cmd.name(), {});
-      await runRotateCert(
-        s,
-        {
-          target,
-          source,
-          persist: flags.persist ?? s.certs.persist,
-          minDays,
-          force: flags.force ?? false,
-          abortStale: flags.abortStale ?? false,
-          dryRun: flags.dryRun ?? false,
-          now: new Date(),
-          journal: run.journal!,
-          files: run.files,
-        },
-        io,
-      );
+      const [{ loadBlocks }, { rotateCertOperation }] = await Promise.all([
+        import("../../certs/source.js"),
+        import("../../ops/cert.js"),
+      ]);
+      return rotateCertOperation({
+        target,
+        // The operator's files, opened with their own rights under sudo.
+        blocks: loadBlocks(source, run.files),
+        persist: flags.persist ?? s.certs.persist,
+        minDays,
+        force: flags.force ?? false,
+        abortStale: flags.abortStale ?? false,
+        now: new Date(),
+        files: run.files,
+        socket: s.target,
+        targetText: s.targetText,
+      });
     },
   );
 }
