@@ -43,6 +43,16 @@ export async function guardRead(s: Settings, cmd: Command, op: string): Promise<
   );
 }
 
+/**
+ * The words this command was run with: the argv the program parsed (commander keeps it as the
+ * root's rawArgs), so a line of `hapops shell` is recorded as itself, not as "shell".
+ */
+export function argvOf(cmd: Command): string[] {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  return [...((root as Command & { rawArgs?: string[] }).rawArgs ?? [])];
+}
+
 export interface RunFlags {
   readonly op: string;
   readonly readOnly?: boolean;
@@ -71,7 +81,7 @@ export async function withRun(
     {
       op: flags.op,
       readOnly: flags.readOnly ?? false,
-      args: process.argv.slice(2),
+      args: argvOf(cmd),
       reason: flags.reason,
       dryRun: flags.dryRun ?? false,
       force: flags.force ?? false,

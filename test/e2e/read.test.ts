@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { request } from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -380,5 +381,38 @@ describe("doctor", () => {
     expect(r.stdout).toMatch(/^ok {4}seamless reload {2}/m);
     expect(r.stdout).toMatch(/^ok {4}server state/m);
     expect(r.stdout).toMatch(/^\s+fix: /m);
+  });
+});
+
+describe("doctor as an unprivileged user", () => {
+  const nobody = (() => {
+    try {
+      const uid = Number(execFileSync("id", ["-u", "nobody"], { encoding: "utf8" }).trim());
+      const gid = Number(execFileSync("id", ["-g", "nobody"], { encoding: "utf8" }).trim());
+      return { uid, gid };
+    } catch {
+      return undefined;
+    }
+  })();
+
+  it.runIf(process.getuid?.() === 0 && nobody)(
+    "says it cannot check what it may not see, instead of reporting it missing or broken",
+    async () => {
+      // The lab's socket is in a 0700 root directory: nobody cannot even stat it.
+      const r = await hapops(["-s", lab().sockets.admin, "doctor"], {
+        uid: nobody!.uid,
+        gid: nobody!.gid,
+      });
+      expect(r.stdout).toMatch(
+        /^warn {2}socket +cannot check .*admin\.sock as uid \d+ \(permission denied\); run hapops doctor as root or through sudo/m,
+      );
+      expect(r.stdout).not.toMatch(/no socket at/);
+      expect(r.stdout).not.toMatch(/can lock everyone out/);
+    },
+  );
+
+  it("names the config in use, not only the system one", async () => {
+    const r = await hapops(["-s", lab().sockets.admin, "doctor"]);
+    expect(r.stdout).toMatch(/^ok {4}config +\/.*hapops\.yaml is valid \(the config in use\)/m);
   });
 });

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitUntil } from "../../src/util/wait.js";
 import { HAPOPS, hapops, json } from "../helpers/cli.js";
@@ -71,6 +71,26 @@ describe("hapops shell", () => {
     expect(r.stderr).toMatch(/unknown command 'bogus-command'/);
     expect(r.status).toBe(1);
     expect(await admin("be_api/api1")).toBe("READY");
+  });
+
+  it("records each line in the audit log with its own words, not as `shell`", async () => {
+    const r = spawnSync(
+      "sh",
+      ["-c", `printf 'weight be_api/api2 7 --reason from-the-shell\n' | node ${HAPOPS} shell`],
+      { encoding: "utf8", env: { PATH: process.env.PATH, HOME: "/tmp", HAPOPS_CONFIG: cfg() } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const records = readFileSync(join(dirname(cfg()), "audit.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { op: string; args: string[]; reason: string | null });
+    const mine = records.filter((x) => x.reason === "from-the-shell");
+    expect(mine.length).toBeGreaterThan(0);
+    for (const x of mine) {
+      expect(x.op).toBe("weight");
+      expect(x.args).toEqual(["weight", "be_api/api2", "7", "--reason", "from-the-shell"]);
+    }
+    await hapops(["-s", lab().sockets.admin, "weight", "be_api/api2", "1"]);
   });
 
   it.runIf(hasTmux)("at a terminal: completes commands and live names, and drains", async () => {

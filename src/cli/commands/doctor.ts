@@ -48,6 +48,23 @@ function mode(path: string): { uid: number; mode: number } | undefined {
   }
 }
 
+/**
+ * Why this user cannot look at `path` (a directory above it, or the file itself, is closed to
+ * them), or undefined when it can be looked at. Doctor says "cannot check" then, not "missing".
+ */
+function cannotSee(path: string): string | undefined {
+  try {
+    statSync(path);
+    accessSync(path, constants.R_OK);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM") return undefined;
+    const uid = process.geteuid?.() ?? 0;
+    return `cannot check ${path} as uid ${uid} (permission denied); run hapops doctor as root or through sudo`;
+  }
+}
+
 function rootOwnedNotWritable(check: string, path: string, what: string): Check {
   const m = mode(path);
   if (!m) return bad(check, `${what} ${path} is missing`, "run: sudo hapops setup");
@@ -65,6 +82,8 @@ async function socketChecks(settings: Settings): Promise<Check[]> {
   const t = settings.target;
   if (t.kind === "unix") {
     const m = mode(t.path);
+    const hidden = m ? undefined : cannotSee(t.path);
+    if (hidden) return [warn("socket", hidden, "run hapops doctor as root or through sudo")];
     if (!m)
       return [
         bad(
@@ -243,6 +262,9 @@ function haproxyConfigChecks(path: string, target: Target): Check[] {
 
 function sudoersChecks(): Check[] {
   const m = mode(SUDOERS_FILE);
+  // sudoers files are 0440 root: an unprivileged user cannot read or visudo-check them.
+  const hidden = cannotSee(SUDOERS_FILE);
+  if (hidden) return [warn("sudoers", hidden, "run hapops doctor as root or through sudo")];
   if (!m)
     return [
       warn(
@@ -276,6 +298,14 @@ function sudoersChecks(): Check[] {
     );
   }
   return out;
+}
+
+/** The config this run resolved (-c, HAPOPS_CONFIG or the system one): it loaded, so it is valid. */
+function configInUse(settings: Settings): Check[] {
+  if (settings.configPath === undefined)
+    return [ok("config", "no config file: defaults, and the socket from -s or HAPOPS_SOCKET")];
+  if (settings.configPath === SYSTEM_CONFIG) return [];
+  return [ok("config", `${settings.configPath} is valid (the config in use)`)];
 }
 
 async function configChecks(): Promise<Check[]> {
@@ -356,6 +386,7 @@ export async function runDoctor(settings: Settings, haproxyConfig: string): Prom
     ...(await socketChecks(settings)),
     ...haproxyConfigChecks(haproxyConfig, settings.target),
     ...sudoersChecks(),
+    ...configInUse(settings),
     ...(await configChecks()),
     ...auditChecks(settings),
   ];
