@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { GlobalFlags, Settings } from "../config/settings.js";
 import type { HapopsError } from "../errors.js";
-import type { RunContext } from "./run-context.js";
+import type { RunContext } from "../engine/run-context.js";
 
 /** Where the CLI writes; every command prints through this. */
 export interface Io {
@@ -75,7 +75,7 @@ export async function withRun(
   resolved?: Settings,
 ): Promise<void> {
   const s = resolved ?? (await settingsFor(cmd));
-  const { startRun } = await import("./run-context.js");
+  const { startRun } = await import("../engine/run-context.js");
   const run = await startRun(
     s,
     {

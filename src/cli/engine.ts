@@ -5,7 +5,7 @@ import type { EngineUi } from "../engine/run.js";
 import type { Paint } from "../ops/servers.js";
 import { ask, io, withRun, type RunFlags } from "./context.js";
 import { colors, colorStatus, renderJson } from "./output.js";
-import type { RunContext } from "./run-context.js";
+import type { RunContext } from "../engine/run-context.js";
 
 /** Human output through the engine: lines on stdout (not under --json), progress on a terminal. */
 function engineUi(s: Settings): EngineUi {

@@ -98,9 +98,9 @@ const REFUSAL_HINTS: readonly (readonly [RegExp, string])[] = [
   [/weight can only be between/, "weights are 0-256"],
 ];
 
-export function hintFor(message: string): string {
+export function hintFor(message: string, words = "set server"): string {
   for (const [re, hint] of REFUSAL_HINTS) if (re.test(message)) return hint;
-  return "see `set server` in HAProxy's management.txt (section 9.3)";
+  return `see \`${words}\` in HAProxy's management.txt (section 9.3)`;
 }
 
 /** Current sessions (`scur`) of the given servers, one pipelined `show stat` per backend. */

@@ -57,6 +57,13 @@ export type Step =
        * entry of a refused `set table`); recorded as compensation.
        */
       readonly undoOnRefusal?: readonly RuntimeCommand[];
+      /**
+       * "read": a read-only line, sent on the read session (lowered to the operation's
+       * readLevel) instead of the write one: a raw read is sent at its own level.
+       */
+      readonly session?: "read";
+      /** HAProxy's answers, one per command, for an operation that shows them (raw). */
+      readonly onAnswers?: (answers: readonly (readonly string[])[]) => void;
     }
   | {
       readonly kind: "transaction";
@@ -130,6 +137,10 @@ export interface Verification {
   readonly json: Readonly<Record<string, unknown>>;
   /** A typed error instead of the generic mismatch one (HAProxy's refusal in its words). */
   readonly error?: HapopsError;
+  /** Lines printed as they are, before the summary (raw's answer, what a clear removed). */
+  readonly output?: readonly string[];
+  /** false: the operation cannot read its change back (raw), so the report says so. */
+  readonly verified?: false;
 }
 
 /** The engine's read of HAProxy, for an operation: two sessions, read lowered below write. */

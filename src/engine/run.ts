@@ -283,10 +283,11 @@ async function applyPlan(
         : undefined);
     await ctx.journal.result(intent, error ? "failed" : "ok", sent, error, plan.detail);
     if (error) throw error;
-    step.verified = true;
-    report.verified = true;
+    step.verified = verification.verified ?? true;
+    report.verified = verification.verified ?? true;
     report.outcome = "ok";
     for (const l of plan.describe) ui.line(l);
+    for (const l of verification.output ?? []) ui.line(l);
     for (const l of verification.summary) ui.line(ui.dim(l));
     const written = report.persisted as PersistResult | undefined;
     if (written)
@@ -372,26 +373,31 @@ async function sendStep(
   s: Extract<Step, { kind: "send" }>,
   sent: string[],
 ): Promise<void> {
+  const session = s.session === "read" ? sessions.read : sessions.write;
   sent.push(...s.commands.map((c) => c.line));
-  const outcomes = await Promise.allSettled(s.commands.map((c) => sessions.write.run(c)));
-  const refusals: { command: string; message: string }[] = [];
+  const outcomes = await Promise.allSettled(s.commands.map((c) => session.run(c)));
+  const refusals: { command: string; words: string; message: string }[] = [];
   outcomes.forEach((o, i) => {
     if (o.status === "fulfilled") return;
+    const c = s.commands[i]!;
     if (o.reason instanceof HaproxyError)
-      refusals.push({ command: s.commands[i]!.line, message: o.reason.haproxyMessage });
+      refusals.push({ command: c.line, words: c.spec.words, message: o.reason.haproxyMessage });
     else throw o.reason;
   });
   const first = refusals[0];
-  if (!first) return;
+  if (!first) {
+    s.onAnswers?.(outcomes.map((o) => (o.status === "fulfilled" ? o.value : [])));
+    return;
+  }
   for (const undo of s.undoOnRefusal ?? []) {
     sent.push(undo.line);
-    await sessions.write.run(undo).catch(() => undefined);
+    await session.run(undo).catch(() => undefined);
   }
   const more = refusals.length > 1 ? ` (and ${refusals.length - 1} more refusals)` : "";
   throw new HaproxyError(
     first.command,
     first.message,
-    `HAProxy refused "${first.command}": ${first.message}${more} — ${hintFor(first.message)}`,
+    `HAProxy refused "${first.command}": ${first.message}${more} — ${hintFor(first.message, first.words)}`,
   );
 }
 

@@ -3,12 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../src/audit/record.js";
-import {
-  escapeForTerminal,
-  jsonLine,
-  printAuditTail,
-  runAuditTail,
-} from "../../src/cli/commands/audit.js";
+import { runAuditTail } from "../../src/audit/read.js";
+import { escapeForTerminal, jsonLine, printAuditTail } from "../../src/cli/commands/audit.js";
 import type { Settings } from "../../src/config/settings.js";
 
 function record(over: Partial<Record<keyof AuditRecord, unknown>> = {}): AuditRecord {

@@ -1,74 +1,7 @@
-import { createReadStream, readFileSync } from "node:fs";
 import type { AuditRecord } from "../../audit/record.js";
-import { verifyLines, type VerifyResult } from "../../audit/verify.js";
-import type { Settings } from "../../config/settings.js";
-import { AuditError, PolicyError, UsageError, VerificationError } from "../../errors.js";
+import type { AuditVerifyResult } from "../../audit/read.js";
+import { VerificationError } from "../../errors.js";
 import { colors, renderJson, renderTable } from "../output.js";
-
-function readError(path: string, e: unknown): AuditError {
-  const err = e as NodeJS.ErrnoException;
-  const why =
-    err.code === "ENOENT"
-      ? "no such file (nothing has been recorded yet, or audit.path points elsewhere)"
-      : err.code === "EACCES"
-        ? "permission denied (the log is root's: use sudo hapops audit ...)"
-        : err.message;
-  return new AuditError(`cannot read audit log ${path}: ${why}`, { path, errno: err.code });
-}
-
-/** Under sudo, only the configured log may be read: root's power must not read other files. */
-function logPath(settings: Settings, file: string | undefined): string {
-  if (file === undefined || file === settings.audit.path) return settings.audit.path;
-  if (settings.sudo)
-    throw new PolicyError(
-      `under sudo, hapops audit reads only the configured log (${settings.audit.path})`,
-    );
-  return file;
-}
-
-export interface TailFilter {
-  readonly n: number;
-  readonly op?: string | undefined;
-  readonly operator?: string | undefined;
-}
-
-/** The last `n` records matching the filter, streamed so a large log is not held in memory. */
-export async function runAuditTail(settings: Settings, filter: TailFilter): Promise<AuditRecord[]> {
-  if (!Number.isInteger(filter.n) || filter.n < 1)
-    throw new UsageError("-n must be a positive whole number");
-  const path = settings.audit.path;
-  const kept: AuditRecord[] = [];
-  const stream = createReadStream(path, { encoding: "utf8" });
-  const opened = new Promise<void>((resolve, reject) => {
-    stream.once("open", () => resolve());
-    stream.once("error", (e) => reject(readError(path, e)));
-  });
-  await opened;
-  // Records end at "\n" only, as the writer and verify have it (readline would also cut at a
-  // bare "\r", which no record holds but a hand-edited line might).
-  let rest = "";
-  const take = (line: string) => {
-    if (line.length === 0) return;
-    let r: AuditRecord;
-    try {
-      r = JSON.parse(line) as AuditRecord;
-    } catch {
-      return;
-    }
-    if (r === null || typeof r !== "object") return;
-    if (filter.op !== undefined && r.op !== filter.op) return;
-    if (filter.operator !== undefined && r.operator !== filter.operator) return;
-    kept.push(r);
-    if (kept.length > filter.n) kept.shift();
-  };
-  for await (const chunk of stream as AsyncIterable<string>) {
-    const lines = (rest + chunk).split("\n");
-    rest = lines.pop() ?? "";
-    for (const line of lines) take(line);
-  }
-  take(rest);
-  return kept;
-}
 
 /**
  * Characters that must not reach a terminal as they are: C0, DEL and C1 controls (an escape
@@ -152,24 +85,6 @@ export function printAuditTail(
       shown(r.reason),
     ]),
   );
-}
-
-export interface AuditVerifyResult {
-  readonly path: string;
-  readonly result: VerifyResult;
-}
-
-export function runAuditVerify(settings: Settings, file: string | undefined): AuditVerifyResult {
-  const path = logPath(settings, file);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw readError(path, e);
-  }
-  const body = text.endsWith("\n") ? text.slice(0, -1) : text;
-  const lines = body.length === 0 ? [] : body.split("\n");
-  return { path, result: verifyLines(lines) };
 }
 
 /** Prints OK with the record count, or throws (exit 1) naming the first broken line. */

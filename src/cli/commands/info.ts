@@ -1,21 +1,5 @@
-import { showInfo } from "../../commands/builders.js";
-import type { Settings } from "../../config/settings.js";
-import { withSession } from "../../engine/connect.js";
-import { parseInfo } from "../../parse/info.js";
+import type { InfoResult } from "../../engine/reads.js";
 import { renderJson, renderPairs } from "../output.js";
-
-export interface InfoResult {
-  readonly target: string;
-  readonly info: Record<string, string>;
-}
-
-export async function runInfo(settings: Settings): Promise<InfoResult> {
-  const info = await withSession(settings, "hapops info", async (session) => {
-    const [, lines] = await Promise.all([session.lowerTo("user"), session.run(showInfo())]);
-    return parseInfo(lines);
-  });
-  return { target: settings.targetText, info };
-}
 
 /** The fields an operator looks at first; `--all` prints every field HAProxy reports. */
 const SUMMARY: readonly (readonly [string, (i: Record<string, string>) => string | undefined])[] = [

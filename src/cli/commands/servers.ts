@@ -1,24 +1,6 @@
-import { validateName } from "../../commands/validate.js";
-import type { Settings } from "../../config/settings.js";
-import { withSession } from "../../engine/connect.js";
-import { fetchServers, type ServerView } from "../../engine/state.js";
+import type { ServersResult } from "../../engine/reads.js";
+import type { ServerView } from "../../engine/state.js";
 import { colors, colorStatus, renderJson, renderTable } from "../output.js";
-
-export interface ServersResult {
-  readonly servers: ServerView[];
-}
-
-export async function runServers(
-  settings: Settings,
-  backend: string | undefined,
-): Promise<ServersResult> {
-  const name = backend === undefined ? undefined : validateName("backend name", backend);
-  const servers = await withSession(settings, "hapops servers", async (session) => {
-    const [, list] = await Promise.all([session.lowerTo("user"), fetchServers(session, name)]);
-    return list;
-  });
-  return { servers };
-}
 
 /** The `servers --json` row: the DESIGN.md contract, plus check, sessions and adminFlags. */
 export function serverRow(s: ServerView) {

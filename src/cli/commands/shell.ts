@@ -2,11 +2,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { clearLine, createInterface, cursorTo, type Interface } from "node:readline";
-import { showBackend, showServersState, showTables } from "../../commands/builders.js";
 import type { Settings } from "../../config/settings.js";
-import { withSession } from "../../engine/connect.js";
-import { parseServersState } from "../../parse/servers-state.js";
-import { parseTableList } from "../../parse/table.js";
+import { readNames, type LiveNames } from "../../engine/reads.js";
+
+export type { LiveNames };
 
 /** Split a line like a shell would: spaces separate words, quotes and backslashes group them. */
 export function splitWords(line: string): string[] {
@@ -58,12 +57,6 @@ export const SHELL_COMMANDS = [
 ];
 const SERVER_OPS = new Set(["drain", "maint", "ready", "weight", "disable", "enable"]);
 const BACKEND_OPS = new Set(["stat", "servers"]);
-
-export interface LiveNames {
-  readonly servers: readonly string[];
-  readonly backends: readonly string[];
-  readonly tables: readonly string[];
-}
 
 const NO_NAMES: LiveNames = { servers: [], backends: [], tables: [] };
 
@@ -159,21 +152,6 @@ export class NameCache {
       this.reachable = false;
     }
   }
-}
-
-/** Backend, server and table names over one short connection, lowered to `user`. */
-async function readNames(settings: Settings): Promise<LiveNames> {
-  return withSession(settings, "hapops shell (completion)", async (session) => {
-    const [, [state, backends, tables]] = await Promise.all([
-      session.lowerTo("user"),
-      session.pipeline([showServersState(), showBackend(), showTables()]),
-    ]);
-    return {
-      servers: parseServersState(state!).map((s) => `${s.backend}/${s.server}`),
-      backends: backends!.filter((l) => !l.startsWith("#")),
-      tables: parseTableList(tables!).map((t) => t.name),
-    };
-  });
 }
 
 export interface ShellOptions {

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { GlobalFlags } from "../../config/settings.js";
+import type { HapopsError } from "../../errors.js";
 import { guardRead, io, settingsFor, withRun } from "../context.js";
 
 /** audit tail|verify, setup, doctor, sandbox. */
@@ -18,7 +19,10 @@ export function registerAdminCommands(program: Command): void {
     .action(async (opts: { lines: string; op?: string; operator?: string }, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "audit");
-      const { runAuditTail, printAuditTail } = await import("../commands/audit.js");
+      const [{ runAuditTail }, { printAuditTail }] = await Promise.all([
+        import("../../audit/read.js"),
+        import("../commands/audit.js"),
+      ]);
       io.out(
         printAuditTail(
           await runAuditTail(s, { n: Number(opts.lines), op: opts.op, operator: opts.operator }),
@@ -34,8 +38,18 @@ export function registerAdminCommands(program: Command): void {
     .argument("[file]", "log to check (default: the configured audit.path)")
     .action(async (file: string | undefined, _opts: object, cmd: Command) => {
       const s = await settingsFor(cmd);
-      await guardRead(s, cmd, "audit");
-      const { runAuditVerify, printAuditVerify } = await import("../commands/audit.js");
+      const [{ runAuditVerify, logPath }, { printAuditVerify }] = await Promise.all([
+        import("../../audit/read.js"),
+        import("../commands/audit.js"),
+      ]);
+      // Under sudo only the configured log: a refusal of another path is recorded.
+      let refusal;
+      try {
+        logPath(s, file);
+      } catch (e) {
+        refusal = e as HapopsError;
+      }
+      await withRun(cmd, { op: "audit", readOnly: true, refusal }, () => Promise.resolve(), s);
       io.out(printAuditVerify(runAuditVerify(s, file), s));
     });
 
@@ -57,7 +71,7 @@ export function registerAdminCommands(program: Command): void {
     )
     .action(async (opts: { group: string; prefix: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalFlags & { dryRun?: boolean }>();
-      const { runSetup } = await import("../commands/setup.js");
+      const { runSetup } = await import("../../host/setup.js");
       runSetup(
         {
           group: opts.group,
@@ -91,7 +105,10 @@ export function registerAdminCommands(program: Command): void {
             )
           : undefined;
       await withRun(cmd, { op: "doctor", readOnly: true, refusal }, () => Promise.resolve(), s);
-      const { runDoctor, printDoctor } = await import("../commands/doctor.js");
+      const [{ runDoctor }, { printDoctor }] = await Promise.all([
+        import("../../host/doctor.js"),
+        import("../commands/doctor.js"),
+      ]);
       const checks = await runDoctor(s, path);
       io.out(printDoctor(checks, s));
       if (checks.some((c) => c.status === "fail")) {
@@ -116,7 +133,7 @@ export function registerAdminCommands(program: Command): void {
       '\nExamples:\n  $ hapops sandbox                  # foreground; Ctrl-C stops it\n  $ hapops sandbox start --detach\n  $ hapops -s "$(hapops sandbox status --json | jq -r .socket)" servers\n  $ hapops sandbox stop\n',
     )
     .action(async (action: string, opts: { dir?: string; detach?: boolean }, cmd: Command) => {
-      const { runSandbox } = await import("../commands/sandbox.js");
+      const { runSandbox } = await import("../../sandbox/supervisor.js");
       const json = cmd.optsWithGlobals<GlobalFlags>().json ?? false;
       await runSandbox(action, { dir: opts.dir, detach: opts.detach ?? false, json }, io);
     });

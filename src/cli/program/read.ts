@@ -12,7 +12,10 @@ export function registerReadCommands(program: Command): void {
     .action(async (opts: { all?: boolean }, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "info");
-      const { runInfo, printInfo } = await import("../commands/info.js");
+      const [{ runInfo }, { printInfo }] = await Promise.all([
+        import("../../engine/reads.js"),
+        import("../commands/info.js"),
+      ]);
       io.out(printInfo(await runInfo(s), { json: s.json, all: opts.all ?? false }));
     });
 
@@ -24,7 +27,10 @@ export function registerReadCommands(program: Command): void {
     .action(async (arg: string | undefined, _opts: object, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "stat");
-      const { runStat, printStat, statJson } = await import("../commands/stat.js");
+      const [{ runStat }, { printStat, statJson }] = await Promise.all([
+        import("../../engine/reads.js"),
+        import("../commands/stat.js"),
+      ]);
       if (s.json) {
         const { JsonArrayWriter } = await import("../output.js");
         const writer = new JsonArrayWriter((t) => io.out(t));
@@ -47,7 +53,10 @@ export function registerReadCommands(program: Command): void {
     .action(async (backend: string | undefined, _opts: object, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "servers");
-      const { runServers, printServers } = await import("../commands/servers.js");
+      const [{ runServers }, { printServers }] = await Promise.all([
+        import("../../engine/reads.js"),
+        import("../commands/servers.js"),
+      ]);
       io.out(printServers(await runServers(s, backend), s));
     });
 
@@ -68,7 +77,10 @@ export function registerReadCommands(program: Command): void {
       const windowMs =
         opts.expiring !== undefined ? parseDuration(opts.expiring, "--expiring") : undefined;
       await guardRead(s, cmd, "certs");
-      const { runCerts, printCerts, expiringWithin } = await import("../commands/certs.js");
+      const [{ runCerts, expiringWithin }, { printCerts }] = await Promise.all([
+        import("../../engine/reads.js"),
+        import("../commands/certs.js"),
+      ]);
       const now = new Date();
       const result = await runCerts(s, now);
       const expiring = windowMs === undefined ? undefined : expiringWithin(result, now, windowMs);

@@ -6,7 +6,7 @@ import type { Settings } from "../config/settings.js";
 import { ConfigError, isHapopsError, type HapopsError } from "../errors.js";
 import { operatorFiles, ownFiles, type InputFiles } from "../host/input-files.js";
 import { runTool } from "../host/tools.js";
-import type { Scope } from "../engine/operation.js";
+import type { Scope } from "./operation.js";
 import { enforcePolicy } from "../policy/policy.js";
 
 /**

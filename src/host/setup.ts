@@ -10,10 +10,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { SYSTEM_CONFIG } from "../../config/load.js";
-import { EnvironmentError, UsageError } from "../../errors.js";
-import { runTool, SAFE_PATH } from "../../host/tools.js";
-import { renderJson } from "../output.js";
+import { SYSTEM_CONFIG } from "../config/load.js";
+import { EnvironmentError, UsageError } from "../errors.js";
+import { runTool, SAFE_PATH } from "./tools.js";
 
 export interface SetupOptions {
   readonly group: string;
@@ -195,7 +194,7 @@ export function runSetup(opts: SetupOptions, out: (t: string) => void): void {
   if (!opts.dryRun) for (const a of actions) a.apply();
   if (opts.json) {
     out(
-      renderJson({
+      json({
         dryRun: opts.dryRun,
         actions: actions.map(({ what, path, status }) => ({ what, path, status })),
       }),
@@ -222,4 +221,9 @@ export function runSetup(opts: SetupOptions, out: (t: string) => void): void {
   out(
     `\nOperators in group ${opts.group} can now run: sudo ${sbin} servers\nAdd one with: usermod -aG ${opts.group} <user>   (then log in again)\nCheck the host with: sudo ${sbin} doctor\n`,
   );
+}
+
+/** An object as the CLI prints JSON objects: indented (see cli/output.ts renderJson). */
+function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + "\n";
 }

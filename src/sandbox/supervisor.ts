@@ -3,11 +3,10 @@ import { closeSync, existsSync, lstatSync, openSync, readFileSync } from "node:f
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { EnvironmentError, GuardError, UsageError } from "../../errors.js";
-import { processStart } from "../../audit/log.js";
-import { startLab, type Lab } from "../../sandbox/lab.js";
-import { waitUntil } from "../../util/wait.js";
-import { renderJson } from "../output.js";
+import { EnvironmentError, GuardError, UsageError } from "../errors.js";
+import { processStart } from "../audit/log.js";
+import { startLab, type Lab } from "./lab.js";
+import { waitUntil } from "../util/wait.js";
 
 interface Io {
   out(text: string): void;
@@ -184,7 +183,7 @@ async function runForeground(
   if (interactive) {
     io.out(
       opts.json
-        ? renderJson(state)
+        ? json(state)
         : describe(state).replace(/^Stop:.*$/m, "Stop:  Ctrl-C (or hapops sandbox stop)"),
     );
   }
@@ -227,7 +226,7 @@ async function startDetached(dir: string, opts: SandboxOptions, io: Io): Promise
     throw e instanceof EnvironmentError ? e : new EnvironmentError((e as Error).message);
   });
   child.unref();
-  io.out(opts.json ? renderJson(state) : describe(state));
+  io.out(opts.json ? json(state) : describe(state));
 }
 
 async function stop(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
@@ -237,9 +236,7 @@ async function stop(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
       process.kill(state.haproxyPid, "SIGTERM");
     await rm(stateFile(dir), { force: true });
     io.out(
-      opts.json
-        ? renderJson({ dir, stopped: false, running: false })
-        : `no sandbox running in ${dir}\n`,
+      opts.json ? json({ dir, stopped: false, running: false }) : `no sandbox running in ${dir}\n`,
     );
     return;
   }
@@ -256,17 +253,20 @@ async function stop(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
       if (alive(pid) && belongs(pid, state)) process.kill(pid, "SIGKILL");
   });
   await rm(stateFile(dir), { force: true });
-  io.out(
-    opts.json ? renderJson({ dir, stopped: true, running: false }) : `sandbox in ${dir} stopped\n`,
-  );
+  io.out(opts.json ? json({ dir, stopped: true, running: false }) : `sandbox in ${dir} stopped\n`);
 }
 
 function status(dir: string, opts: SandboxOptions, io: Io): void {
   const state = readState(dir);
   const running = state !== undefined && alive(state.pid) && alive(state.haproxyPid);
   if (opts.json) {
-    io.out(renderJson(running ? { running, ...state } : { running, dir }));
+    io.out(json(running ? { running, ...state } : { running, dir }));
     return;
   }
   io.out(running && state ? describe(state) : `no sandbox running in ${dir}\n`);
+}
+
+/** An object as the CLI prints JSON objects: indented (see cli/output.ts renderJson). */
+function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + "\n";
 }

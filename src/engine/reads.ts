@@ -1,0 +1,183 @@
+import {
+  showBackend,
+  showInfo,
+  showServersState,
+  showSslCert,
+  showStat,
+  showTables,
+} from "../commands/builders.js";
+import { validateName } from "../commands/validate.js";
+import type { Settings } from "../config/settings.js";
+import { UsageError } from "../errors.js";
+import { parseInfo } from "../parse/info.js";
+import { parseSslCertDetail, parseSslCertList, type SslCertDetail } from "../parse/ssl-cert.js";
+import { parseServersState } from "../parse/servers-state.js";
+import { StatParser, toStatEntry, type StatEntry } from "../parse/stat.js";
+import { parseTableList } from "../parse/table.js";
+import { suggestion } from "../util/suggest.js";
+import { withSession } from "./connect.js";
+import { fetchServers, rethrowUnknownBackend, type ServerView } from "./state.js";
+
+/**
+ * The read-only commands' reads: one session each, lowered to the least level the read needs,
+ * closed when done. The CLI prints what they return.
+ */
+
+export interface InfoResult {
+  readonly target: string;
+  readonly info: Record<string, string>;
+}
+
+export async function runInfo(settings: Settings): Promise<InfoResult> {
+  const info = await withSession(settings, "hapops info", async (session) => {
+    const [, lines] = await Promise.all([session.lowerTo("user"), session.run(showInfo())]);
+    return parseInfo(lines);
+  });
+  return { target: settings.targetText, info };
+}
+
+export interface ServersResult {
+  readonly servers: ServerView[];
+}
+
+export async function runServers(
+  settings: Settings,
+  backend: string | undefined,
+): Promise<ServersResult> {
+  const name = backend === undefined ? undefined : validateName("backend name", backend);
+  const servers = await withSession(settings, "hapops servers", async (session) => {
+    const [, list] = await Promise.all([session.lowerTo("user"), fetchServers(session, name)]);
+    return list;
+  });
+  return { servers };
+}
+
+/** Split `backend[/server]`, validating both names before anything is sent. */
+export function parseProxyArg(arg: string | undefined): { proxy?: string; server?: string } {
+  if (arg === undefined) return {};
+  const slash = arg.indexOf("/");
+  if (slash < 0) return { proxy: validateName("proxy name", arg) };
+  const proxy = validateName("backend name", arg.slice(0, slash));
+  const server = validateName("server name", arg.slice(slash + 1));
+  return { proxy, server };
+}
+
+/**
+ * Stream `show stat` rows to `onEntry` as they are parsed: 10,000 servers are never held as
+ * text, and with --json never as a whole either.
+ */
+export async function runStat(
+  settings: Settings,
+  arg: string | undefined,
+  onEntry: (entry: StatEntry) => void,
+): Promise<void> {
+  const { proxy, server } = parseProxyArg(arg);
+  await withSession(settings, "hapops stat", async (session) => {
+    const serverNames: string[] = [];
+    let matched = 0;
+    const parser = new StatParser((row) => {
+      const entry = toStatEntry(row);
+      if (server !== undefined) {
+        if (entry.kind !== "server") return;
+        serverNames.push(entry.name);
+        if (entry.name !== server) return;
+      }
+      matched++;
+      onEntry(entry);
+    });
+    try {
+      await Promise.all([
+        session.lowerTo("user"),
+        session.stream(showStat(proxy), (l) => parser.line(l)),
+      ]);
+    } catch (e) {
+      if (proxy === undefined) throw e;
+      await rethrowUnknownBackend(session, proxy, e);
+    }
+    if (server !== undefined && matched === 0)
+      throw new UsageError(
+        `backend ${proxy} has no server named ${server}; ${suggestion(server, serverNames)}`,
+      );
+  });
+}
+
+export interface CertView {
+  readonly file: string;
+  readonly subject: string | null;
+  readonly issuer: string | null;
+  readonly sans: string[];
+  readonly serial: string | null;
+  readonly notBefore: string | null;
+  readonly notAfter: string | null;
+  readonly daysLeft: number | null;
+  readonly sha1Fingerprint: string | null;
+  readonly status: string | null;
+}
+
+export interface CertsResult {
+  readonly certs: CertView[];
+  /** Files with an uncommitted `set ssl cert` transaction (`*file` in `show ssl cert`). */
+  readonly openTransactions: string[];
+}
+
+const DAY_MS = 86_400_000;
+
+export function toCertView(d: SslCertDetail, now: Date): CertView {
+  return {
+    file: d.filename,
+    subject: d.subject ?? null,
+    issuer: d.issuer ?? null,
+    sans: d.sans,
+    serial: d.serial ?? null,
+    notBefore: d.notBefore?.toISOString() ?? null,
+    notAfter: d.notAfter?.toISOString() ?? null,
+    daysLeft: d.notAfter ? Math.floor((d.notAfter.getTime() - now.getTime()) / DAY_MS) : null,
+    sha1Fingerprint: d.sha1Fingerprint ?? null,
+    status: d.status ?? null,
+  };
+}
+
+/** List loaded certificates, soonest expiry first. Needs operator level (see grammar.ts). */
+export async function runCerts(settings: Settings, now: Date): Promise<CertsResult> {
+  return withSession(settings, "hapops certs", async (session) => {
+    await session.lowerTo("operator");
+    const list = parseSslCertList(await session.run(showSslCert()));
+    const answers = await session.pipeline(list.files.map((f) => showSslCert(f)));
+    const certs = answers.map((lines) => toCertView(parseSslCertDetail(lines), now));
+    certs.sort(
+      (a, b) =>
+        (a.notAfter ? Date.parse(a.notAfter) : Infinity) -
+          (b.notAfter ? Date.parse(b.notAfter) : Infinity) || a.file.localeCompare(b.file),
+    );
+    return { certs, openTransactions: list.transactions };
+  });
+}
+
+/** Certificates whose notAfter falls within `windowMs` of now (or already passed). */
+export function expiringWithin(result: CertsResult, now: Date, windowMs: number): CertView[] {
+  return result.certs.filter(
+    (c) => c.notAfter !== null && Date.parse(c.notAfter) - now.getTime() < windowMs,
+  );
+}
+
+/** Names for Tab completion in the shell. */
+export interface LiveNames {
+  readonly servers: readonly string[];
+  readonly backends: readonly string[];
+  readonly tables: readonly string[];
+}
+
+/** Backend, server and table names over one short connection, lowered to `user`. */
+export async function readNames(settings: Settings): Promise<LiveNames> {
+  return withSession(settings, "hapops shell (completion)", async (session) => {
+    const [, [state, backends, tables]] = await Promise.all([
+      session.lowerTo("user"),
+      session.pipeline([showServersState(), showBackend(), showTables()]),
+    ]);
+    return {
+      servers: parseServersState(state!).map((s) => `${s.backend}/${s.server}`),
+      backends: backends!.filter((l) => !l.startsWith("#")),
+      tables: parseTableList(tables!).map((t) => t.name),
+    };
+  });
+}
