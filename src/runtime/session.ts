@@ -16,6 +16,7 @@ import {
   SocketError,
   TimeoutError,
   TruncatedResponseError,
+  ValidationError,
   type HapopsError,
 } from "../errors.js";
 import { classifyResponse, isPermissionDenied, splitSeverity } from "./classify.js";
@@ -44,7 +45,21 @@ interface Pending extends ResponseShape {
   head: string[];
   severity?: number;
   refusal: boolean;
+  /** Bytes of the command as written; counted in flight until its answer ends. */
+  readonly bytes: number;
 }
+
+/**
+ * At most this many bytes of commands are written and unanswered at once. HAProxy reads a CLI
+ * connection into one buffer (`tune.bufsize`, 16 KiB by default): 3.2.0 aborts the whole
+ * process ("A bogus APPCTX is spinning") when about 20 KiB of `set server` lines arrive at once
+ * (measured), and 2.6 drops the connection on a 20 KiB payload. A window well under the buffer
+ * keeps every version safe and still pipelines (measured cost: see bench/).
+ */
+export const WINDOW_BYTES = 4096;
+
+/** The longest command line (payload apart) hapops writes: HAProxy cannot take much more. */
+export const MAX_LINE_BYTES = 8192;
 
 /**
  * A prompt-mode runtime API session. Commands are pipelined: each is written as soon as it is
@@ -54,6 +69,9 @@ interface Pending extends ResponseShape {
  */
 export class RuntimeSession {
   private readonly queue: Pending[] = [];
+  /** Commands queued behind the window, written in order as answers free room. */
+  private readonly backlog: { readonly text: string; readonly pending: Pending }[] = [];
+  private inFlight = 0;
   private readonly framer: ResponseFramer;
   private timer: NodeJS.Timeout | undefined;
   private failure: HapopsError | undefined;
@@ -246,6 +264,13 @@ export class RuntimeSession {
     raw: boolean,
   ): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    const text = encodeCommand(command);
+    if (Buffer.byteLength(command.line) > MAX_LINE_BYTES)
+      return Promise.reject(
+        new ValidationError(
+          `a command of ${Buffer.byteLength(command.line)} bytes is longer than HAProxy's CLI can take (${MAX_LINE_BYTES}); nothing was sent`,
+        ),
+      );
     return new Promise<void>((resolve, reject) => {
       const pending: Pending = {
         command,
@@ -258,11 +283,31 @@ export class RuntimeSession {
         started: false,
         head: [],
         refusal: false,
+        bytes: Buffer.byteLength(text),
       };
       this.queue.push(pending);
       this.armTimer();
-      this.write(encodeCommand(command));
+      // The first command always goes; others wait while the window is full.
+      if (
+        this.backlog.length === 0 &&
+        (this.inFlight === 0 || this.inFlight + pending.bytes <= WINDOW_BYTES)
+      ) {
+        this.inFlight += pending.bytes;
+        this.write(text);
+      } else this.backlog.push({ text, pending });
     });
+  }
+
+  /** An answer ended: its bytes leave the window, and what waited behind it goes out. */
+  private release(p: Pending): void {
+    this.inFlight -= p.bytes;
+    while (this.backlog.length > 0) {
+      const next = this.backlog[0]!;
+      if (this.inFlight > 0 && this.inFlight + next.pending.bytes > WINDOW_BYTES) break;
+      this.backlog.shift();
+      this.inFlight += next.pending.bytes;
+      this.write(next.text);
+    }
   }
 
   /**
@@ -303,6 +348,7 @@ export class RuntimeSession {
   private onEnd(): void {
     const p = this.queue.shift();
     if (!p) return;
+    this.release(p);
     if (this.queue.length === 0) this.clearTimer();
     else this.armTimer();
     if (!p.refusal) {
@@ -387,6 +433,7 @@ export class RuntimeSession {
     this.failure = e;
     this.clearTimer();
     const pending = this.queue.splice(0);
+    this.backlog.length = 0;
     for (const p of pending) p.reject(e);
     this.socket.destroy();
     return e;

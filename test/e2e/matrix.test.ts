@@ -1,0 +1,55 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLab, type Lab } from "../../src/sandbox/lab.js";
+import { hapops, json } from "../helpers/cli.js";
+import { haproxyBinaries } from "../helpers/versions.js";
+
+/**
+ * The same operations on every HAProxy version an operator may run (HAPOPS_TEST_HAPROXY_DIR;
+ * see test/helpers/versions.ts). 600 servers in one backend: before the pipelining window,
+ * `weight 'be_big/*'` sent ~20 KB at once and HAProxy 3.2.0 aborted.
+ */
+const versions = haproxyBinaries();
+
+describe.runIf(versions.length > 0).each(versions)("HAProxy $version", ({ bin }) => {
+  let lab: Lab;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "hapops-matrix-"));
+    lab = await startLab({
+      dir,
+      haproxyBin: bin,
+      backends: [
+        {
+          name: "be_big",
+          servers: Array.from({ length: 600 }, (_, i) => ({ name: `s${i}`, check: false })),
+        },
+        { name: "be_app", servers: [{ name: "app1" }, { name: "app2" }] },
+      ],
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await lab?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const run = (args: string[]) => hapops(["-s", lab.sockets.admin, ...args]);
+
+  it("sets the weight of 600 servers, verified, and HAProxy is still there", async () => {
+    const r = await run(["weight", "be_big/*", "20", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(json<{ sent: string[]; verified: boolean }>(r)).toMatchObject({ verified: true });
+    expect(json<{ sent: string[] }>(r).sent).toHaveLength(600);
+    const info = await run(["info", "--json"]);
+    expect(info.code, info.stderr).toBe(0);
+  });
+
+  it("drains and readies a server, with the dry run giving the same verdict", async () => {
+    expect((await run(["drain", "be_app/app1"])).code).toBe(0);
+    const dry = await run(["maint", "be_app/app2", "-n"]);
+    const real = await run(["maint", "be_app/app2"]);
+    expect(dry.code).toBe(real.code);
+    expect((await run(["ready", "be_app/*"])).code).toBe(0);
+  });
+});
