@@ -4,76 +4,122 @@ import type { CommandSpec } from "./grammar.js";
 import type { Level } from "./levels.js";
 
 /**
+ * Which word of a raw line (counted after its command words) names the object it changes, and
+ * what kind of object that is: what a policy's scope is checked against. `backend` is a whole
+ * backend, named `<backend>/*` (in a scope limited to `be_app/app1` it is not). `unnamed` says
+ * why no scope can name what the command changes (a frontend, the whole process, a session id).
+ */
+export type RawObjects =
+  | {
+      readonly kind: "servers" | "backend" | "tables" | "maps" | "certs";
+      readonly at: number;
+      /** `add|clear map|acl [@<ver>] <map>`: the map comes after an optional version. */
+      readonly afterVersion?: boolean;
+    }
+  | { readonly kind: "unnamed"; readonly why: string };
+
+interface RawEntry {
+  readonly words: string;
+  readonly level: Level;
+  readonly mutates: boolean;
+  /** What a change touches; reads touch nothing. */
+  readonly objects?: RawObjects;
+}
+
+function read(words: string, level: Level): RawEntry {
+  return { words, level, mutates: false };
+}
+
+function change(words: string, level: Level, objects: RawObjects): RawEntry {
+  return { words, level, mutates: true, objects };
+}
+
+const server = { kind: "servers", at: 0 } as const;
+const table = { kind: "tables", at: 0 } as const;
+const map = { kind: "maps", at: 0 } as const;
+const versionedMap = { kind: "maps", at: 0, afterVersion: true } as const;
+const frontend = { kind: "unnamed", why: "changes a frontend, which no scope names" } as const;
+const wholeProcess = { kind: "unnamed", why: "changes the whole process" } as const;
+
+/**
  * Runtime commands `hapops raw` accepts, by their leading words (management.txt 9.3), with the
- * level each needs and whether it changes state. Anything else is refused: an unknown verb, a
- * payload, and the commands that change the session or the process in ways an audited one-shot
- * should not (prompt, expert-mode, experimental-mode, debug, master CLI `@` prefixes).
+ * level each needs, whether it changes state, and which of its words name what it changes.
+ * Anything else is refused: an unknown verb, a payload, and the commands that change the session
+ * or the process in ways an audited one-shot should not (prompt, expert-mode, experimental-mode,
+ * debug, master CLI `@` prefixes).
  */
 // Levels measured on 2.6 where they differ from what one might expect: map and ACL changes
 // answer at user level; `show table <name>` lists entries only from operator level.
-const RAW: readonly (readonly [words: string, level: Level, mutates: boolean])[] = [
-  ["show info", "user", false],
-  ["show stat", "user", false],
-  ["show servers state", "user", false],
-  ["show servers conn", "user", false],
-  ["show backend", "user", false],
-  ["show table", "operator", false],
-  ["show cli level", "user", false],
-  ["show cli sockets", "user", false],
-  ["show env", "operator", false],
-  ["show errors", "operator", false],
-  ["show sess", "operator", false],
-  ["show pools", "user", false],
-  ["show resolvers", "user", false],
-  ["show threads", "operator", false],
-  ["show tasks", "operator", false],
-  ["show activity", "operator", false],
-  ["show fd", "operator", false],
-  ["show peers", "user", false],
-  ["show startup-logs", "operator", false],
-  ["show schema json", "user", false],
-  ["show version", "user", false],
-  ["show map", "user", false],
-  ["show acl", "user", false],
-  ["show ssl cert", "operator", false],
-  ["show ssl crt-list", "operator", false],
-  ["show ssl ca-file", "operator", false],
-  ["show ssl crl-file", "operator", false],
-  ["get map", "user", false],
-  ["get acl", "user", false],
-  ["get weight", "user", false],
-  ["help", "user", false],
-  ["set server", "admin", true],
-  ["set weight", "admin", true],
-  ["set maxconn server", "admin", true],
-  ["set maxconn frontend", "admin", true],
-  ["set maxconn global", "admin", true],
-  ["set rate-limit", "admin", true],
-  ["set table", "operator", true],
-  ["set map", "user", true],
-  ["set timeout cli", "user", false],
-  ["enable server", "admin", true],
-  ["disable server", "admin", true],
-  ["enable frontend", "admin", true],
-  ["disable frontend", "admin", true],
-  ["enable health", "admin", true],
-  ["disable health", "admin", true],
-  ["enable agent", "admin", true],
-  ["disable agent", "admin", true],
-  ["enable dynamic-cookie backend", "admin", true],
-  ["disable dynamic-cookie backend", "admin", true],
-  ["clear counters", "operator", true],
-  ["clear table", "operator", true],
-  ["clear map", "user", true],
-  ["clear acl", "user", true],
-  ["add map", "user", true],
-  ["add acl", "user", true],
-  ["del map", "user", true],
-  ["del acl", "user", true],
-  ["shutdown session", "admin", true],
-  ["shutdown sessions server", "admin", true],
-  ["shutdown frontend", "admin", true],
-  ["abort ssl cert", "admin", true],
+const RAW: readonly RawEntry[] = [
+  read("show info", "user"),
+  read("show stat", "user"),
+  read("show servers state", "user"),
+  read("show servers conn", "user"),
+  read("show backend", "user"),
+  read("show table", "operator"),
+  read("show cli level", "user"),
+  read("show cli sockets", "user"),
+  read("show env", "operator"),
+  read("show errors", "operator"),
+  read("show sess", "operator"),
+  read("show pools", "user"),
+  read("show resolvers", "user"),
+  read("show threads", "operator"),
+  read("show tasks", "operator"),
+  read("show activity", "operator"),
+  read("show fd", "operator"),
+  read("show peers", "user"),
+  read("show startup-logs", "operator"),
+  read("show schema json", "user"),
+  read("show version", "user"),
+  read("show map", "user"),
+  read("show acl", "user"),
+  read("show ssl cert", "operator"),
+  read("show ssl crt-list", "operator"),
+  read("show ssl ca-file", "operator"),
+  read("show ssl crl-file", "operator"),
+  read("get map", "user"),
+  read("get acl", "user"),
+  read("get weight", "user"),
+  read("help", "user"),
+  change("set server", "admin", server),
+  change("set weight", "admin", server),
+  change("set maxconn server", "admin", server),
+  change("set maxconn frontend", "admin", frontend),
+  change("set maxconn global", "admin", wholeProcess),
+  change("set rate-limit", "admin", wholeProcess),
+  change("set table", "operator", table),
+  change("set map", "user", map),
+  // This session's idle timeout only.
+  read("set timeout cli", "user"),
+  change("enable server", "admin", server),
+  change("disable server", "admin", server),
+  change("enable frontend", "admin", frontend),
+  change("disable frontend", "admin", frontend),
+  change("enable health", "admin", server),
+  change("disable health", "admin", server),
+  change("enable agent", "admin", server),
+  change("disable agent", "admin", server),
+  change("enable dynamic-cookie backend", "admin", { kind: "backend", at: 0 }),
+  change("disable dynamic-cookie backend", "admin", { kind: "backend", at: 0 }),
+  change("clear counters", "operator", {
+    kind: "unnamed",
+    why: "resets the counters of every proxy and server",
+  }),
+  change("clear table", "operator", table),
+  change("clear map", "user", versionedMap),
+  change("clear acl", "user", versionedMap),
+  change("add map", "user", versionedMap),
+  change("add acl", "user", versionedMap),
+  change("del map", "user", map),
+  change("del acl", "user", map),
+  change("shutdown session", "admin", {
+    kind: "unnamed",
+    why: "names a stream by its id, not the server or frontend it belongs to",
+  }),
+  change("shutdown sessions server", "admin", server),
+  change("shutdown frontend", "admin", frontend),
+  change("abort ssl cert", "admin", { kind: "certs", at: 0 }),
 ];
 
 /** Refused outright, with the reason (checked before the table). */
@@ -90,8 +136,54 @@ const FORBIDDEN: readonly (readonly [string, string])[] = [
 /** Printable ASCII without `;` (command separator) and `\` (escape). */
 const TOKEN = /^[\x21-\x3a\x3c-\x5b\x5d-\x7e]+$/;
 
+/**
+ * What a raw line changes, named from its words as the table says: `servers` as
+ * `backend/server` (a whole backend as `backend/*`), `tables`, `maps` (files or `#<id>`),
+ * `certs` (files). `unnamed` says why the line's objects cannot all be named.
+ */
+export interface RawTouched {
+  readonly servers?: readonly string[];
+  readonly tables?: readonly string[];
+  readonly maps?: readonly string[];
+  readonly certs?: readonly string[];
+  readonly unnamed?: string;
+}
+
 export interface RawCommand extends RuntimeCommand {
   readonly mutates: boolean;
+  /** Reads touch nothing. */
+  readonly touches: RawTouched;
+}
+
+const NOUN = {
+  servers: "server as backend/server",
+  backend: "backend",
+  tables: "stick table",
+  maps: "map or ACL",
+  certs: "certificate file",
+} as const;
+
+/** Name what `args` (the words after the command's own) touch, as the entry says. */
+function touched(entry: RawEntry, args: readonly string[]): RawTouched {
+  const o = entry.objects;
+  if (o === undefined) return {};
+  if (o.kind === "unnamed") return { unnamed: `"${entry.words}" ${o.why}` };
+  const at = o.afterVersion && args[o.at]?.startsWith("@") ? o.at + 1 : o.at;
+  const word = args[at];
+  const named =
+    word === undefined
+      ? undefined
+      : o.kind === "servers"
+        ? /^[^/]+\/[^/]+$/.test(word)
+          ? word
+          : undefined
+        : o.kind === "backend"
+          ? word.includes("/")
+            ? undefined
+            : `${word}/*`
+          : word;
+  if (named === undefined) return { unnamed: `"${entry.words}" names no ${NOUN[o.kind]}` };
+  return o.kind === "backend" ? { servers: [named] } : { [o.kind]: [named] };
 }
 
 export function parseRaw(text: string): RawCommand {
@@ -127,12 +219,12 @@ export function parseRaw(text: string): RawCommand {
   const lower = tokens.map((t) => t.toLowerCase());
   const forbidden = FORBIDDEN.find(([w]) => lower[0] === w);
   if (forbidden) throw new ValidationError(`raw refuses "${forbidden[0]}": ${forbidden[1]}`);
-  let best: (typeof RAW)[number] | undefined;
+  let best: RawEntry | undefined;
   for (const entry of RAW) {
-    const words = entry[0].split(" ");
+    const words = entry.words.split(" ");
     if (
       words.every((w, i) => lower[i] === w) &&
-      (!best || words.length > best[0].split(" ").length)
+      (!best || words.length > best.words.split(" ").length)
     )
       best = entry;
   }
@@ -140,10 +232,22 @@ export function parseRaw(text: string): RawCommand {
     throw new ValidationError(
       `raw does not know "${tokens.slice(0, 3).join(" ")}": only runtime commands from its table are sent (see hapops raw --help)`,
     );
-  const spec: CommandSpec = { words: best[0], level: best[1], mutates: best[2], usage: best[0] };
-  return { name: "raw", spec, line: tokens.join(" "), mutates: best[2] };
+  const spec: CommandSpec = {
+    words: best.words,
+    level: best.level,
+    mutates: best.mutates,
+    usage: best.words,
+  };
+  const args = tokens.slice(best.words.split(" ").length);
+  return {
+    name: "raw",
+    spec,
+    line: tokens.join(" "),
+    mutates: best.mutates,
+    touches: touched(best, args),
+  };
 }
 
 export function rawCommandWords(): string[] {
-  return RAW.map(([w]) => w);
+  return RAW.map((e) => e.words);
 }

@@ -11,7 +11,8 @@ import { fetchServers } from "./state.js";
 /**
  * Two connections for a change: `read` is lowered to user level and does every read (planning,
  * verification, polling), `write` keeps the socket's level and only ever sends the plan's
- * commands. A bug in a read path can then never change anything.
+ * commands. A bug in a read path can then never change anything. An operation that reads
+ * nothing back (raw) asks for one session, lowered to what its line needs: then both are it.
  */
 export interface ChangeSessions {
   readonly read: RuntimeSession;
@@ -23,7 +24,13 @@ export async function openChangeSessions(
   settings: Settings,
   purpose: string,
   readLevel: "user" | "operator" = "user",
+  oneSession?: Level,
 ): Promise<ChangeSessions> {
+  if (oneSession !== undefined) {
+    const session = await openSession(settings, purpose);
+    if (oneSession !== "admin") void session.lowerTo(oneSession).catch(() => undefined);
+    return { read: session, write: session, close: () => session.close() };
+  }
   const opened = await Promise.allSettled([
     openSession(settings, purpose),
     openSession(settings, purpose),

@@ -57,11 +57,6 @@ export type Step =
        * entry of a refused `set table`); recorded as compensation.
        */
       readonly undoOnRefusal?: readonly RuntimeCommand[];
-      /**
-       * "read": a read-only line, sent on the read session (lowered to the operation's
-       * readLevel) instead of the write one: a raw read is sent at its own level.
-       */
-      readonly session?: "read";
       /** HAProxy's answers, one per command, for an operation that shows them (raw). */
       readonly onAnswers?: (answers: readonly (readonly string[])[]) => void;
     }
@@ -149,6 +144,12 @@ export interface Operation<S = unknown, B = unknown> {
   readonly op: string;
   /** The session level reads need ("operator" for tables and certificates). */
   readonly readLevel: "user" | "operator";
+  /**
+   * One connection instead of two, lowered to this level (unless admin) for everything the
+   * operation sends: raw, which reads nothing back, sends its line at the line's own level and
+   * holds one connection like any read command.
+   */
+  readonly oneSession?: Level;
   read(sessions: ChangeSessions): Promise<S>;
   plan(state: S): Plan<B>;
   /**

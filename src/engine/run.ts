@@ -143,7 +143,12 @@ export async function runOperation(ctx: EngineContext, first: Operation): Promis
   };
   let sessions: ChangeSessions | undefined;
   try {
-    sessions = await openChangeSessions(ctx.settings, `hapops ${first.op}`, first.readLevel);
+    sessions = await openChangeSessions(
+      ctx.settings,
+      `hapops ${first.op}`,
+      first.readLevel,
+      first.oneSession,
+    );
     let op: Operation | undefined = first;
     let n = 0;
     while (op) {
@@ -373,9 +378,8 @@ async function sendStep(
   s: Extract<Step, { kind: "send" }>,
   sent: string[],
 ): Promise<void> {
-  const session = s.session === "read" ? sessions.read : sessions.write;
   sent.push(...s.commands.map((c) => c.line));
-  const outcomes = await Promise.allSettled(s.commands.map((c) => session.run(c)));
+  const outcomes = await Promise.allSettled(s.commands.map((c) => sessions.write.run(c)));
   const refusals: { command: string; words: string; message: string }[] = [];
   outcomes.forEach((o, i) => {
     if (o.status === "fulfilled") return;
@@ -391,7 +395,7 @@ async function sendStep(
   }
   for (const undo of s.undoOnRefusal ?? []) {
     sent.push(undo.line);
-    await session.run(undo).catch(() => undefined);
+    await sessions.write.run(undo).catch(() => undefined);
   }
   const more = refusals.length > 1 ? ` (and ${refusals.length - 1} more refusals)` : "";
   throw new HaproxyError(

@@ -1,10 +1,12 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { hapops, type CliResult } from "../helpers/cli.js";
+import { describe, expect, inject, it } from "vitest";
+import { hapops, json, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
 
 const lab = useLab({
+  // Reachable by an unprivileged user (the unix sockets are root's): the policy tests.
+  tcpSocket: true,
   backends: [
     {
       name: "be_app",
@@ -193,5 +195,212 @@ describe("stick tables", () => {
       "data.gpc0=1",
     ]);
     expect(ok.code, ok.stderr).toBe(0);
+  });
+});
+
+/** The fields every change's --json report carries, whatever happened. */
+const COMMON = ["op", "target", "dryRun", "outcome", "plan", "sent", "verified"];
+
+interface Report {
+  op: string;
+  dryRun: boolean;
+  outcome: string;
+  sent: string[];
+  verified: boolean;
+  plan: { level: string; scope: unknown; steps: unknown[] } | null;
+  error?: { code: string; exitCode: number };
+  [field: string]: unknown;
+}
+
+function report(r: CliResult): Report {
+  const j = json<Report>(r);
+  for (const f of COMMON) expect(j, `${f} in ${r.stdout}`).toHaveProperty(f);
+  return j;
+}
+
+describe("stick tables: a dry run gets the real run's verdict", () => {
+  it("clearing a whole table without --yes exits 3 in a dry run too, and with --yes plans it", async () => {
+    expect((await run(["table", "set", "be_names", "carol", "data.gpc0=1"])).code).toBe(0);
+    const real = await run(["table", "clear", "be_names"]);
+    const dry = await run(["table", "clear", "be_names", "-n"]);
+    expect(real.code).toBe(3);
+    expect(dry.code).toBe(real.code);
+    expect(dry.stderr).toMatch(/clearing the whole table be_names \(\d+ entries\) needs --yes/);
+    const planned = await run(["-y", "table", "clear", "be_names", "-n"]);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(planned.stdout).toMatch(/would send \(1 line\):\n {2}clear table be_names\n/);
+    expect((await entries("be_names")).map((e) => e.key)).toContain("carol");
+  });
+
+  it("a socket below operator level exits 4 in a dry run as in the real run, nothing sent", async () => {
+    const args = ["table", "set", "be_app", "192.0.2.71", "data.gpc0=1"];
+    const real = await hapops(["-s", lab().sockets.user, ...args]);
+    const dry = await hapops(["-s", lab().sockets.user, ...args, "--dry-run"]);
+    expect(real.code).toBe(4);
+    expect(dry.code).toBe(4);
+    expect(dry.stderr).toMatch(/is at level 'user'; 'table set' needs 'operator'/);
+    expect(await entries("be_app", "--key", "192.0.2.71")).toEqual([]);
+  });
+});
+
+describe("stick tables: --json reports", () => {
+  it("dry run: the plan and the line it would send, nothing sent", async () => {
+    const r = await run(["table", "set", "be_app", "192.0.2.90", "data.gpc0=4", "-n", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const j = report(r);
+    expect(j).toMatchObject({
+      op: "table set",
+      dryRun: true,
+      outcome: "ok",
+      verified: false,
+      table: "be_app",
+      sent: ["set table be_app key 192.0.2.90 data.gpc0 4"],
+      plan: { level: "operator", scope: { tables: ["be_app"] } },
+    });
+    expect(typeof j.usedBefore).toBe("number");
+    expect(j).not.toHaveProperty("wouldSend");
+    expect(await entries("be_app", "--key", "192.0.2.90")).toEqual([]);
+  });
+
+  it("success: what was sent and the entries read back", async () => {
+    const r = await run(["table", "set", "be_app", "192.0.2.91", "data.gpc0=5", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const j = report(r);
+    expect(j).toMatchObject({
+      op: "table set",
+      dryRun: false,
+      outcome: "ok",
+      verified: true,
+      table: "be_app",
+      sent: ["set table be_app key 192.0.2.91 data.gpc0 5"],
+      entries: [{ table: "be_app", key: "192.0.2.91", data: { gpc0: { value: "5" } } }],
+    });
+    expect(j.usedAfter).toBe((j.usedBefore as number) + 1);
+
+    const c = await run(["table", "clear", "be_app", "--key", "192.0.2.91", "--json"]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(report(c)).toMatchObject({
+      op: "table clear",
+      outcome: "ok",
+      verified: true,
+      sent: ["clear table be_app key 192.0.2.91"],
+      entries: [],
+    });
+  });
+
+  it("refusal: the guard's error beside the report, nothing sent (exit 3)", async () => {
+    const r = await run(["table", "clear", "be_app", "--json"]);
+    expect(r.code).toBe(3);
+    const j = report(r);
+    expect(j).toMatchObject({ op: "table clear", outcome: "refused", dryRun: false, sent: [] });
+    expect(j.error).toMatchObject({ code: "GUARD", exitCode: 3 });
+  });
+
+  it("failure: HAProxy's refusal, with the compensation it sent (exit 1)", async () => {
+    const { cfg } = config(false);
+    const r = await run(["table", "set", "be_app", "192.0.2.92", "data.gpc1=1", "--json"], cfg);
+    expect(r.code).toBe(1);
+    const j = report(r);
+    expect(j).toMatchObject({
+      op: "table set",
+      outcome: "failed",
+      verified: false,
+      sent: ["set table be_app key 192.0.2.92 data.gpc1 1", "clear table be_app key 192.0.2.92"],
+    });
+    expect(j.error).toMatchObject({ code: "HAPROXY_REFUSED", exitCode: 1 });
+    expect(await entries("be_app", "--key", "192.0.2.92")).toEqual([]);
+  });
+});
+
+/**
+ * Policy binds operators, not root acting directly: these runs are `nobody` (group nogroup)
+ * over the loopback TCP socket, with a config whose policy limits nogroup to table be_app.
+ */
+describe.runIf(process.getuid?.() === 0)("stick tables: policy scope", () => {
+  const NOBODY = 65534;
+  let dir: string | undefined;
+  function scoped(): string {
+    if (dir) return join(dir, "hapops.yaml");
+    dir = mkdtempSync(join(inject("runDir"), "policy-"));
+    chownSync(dir, NOBODY, NOBODY);
+    const cfg = join(dir, "hapops.yaml");
+    writeFileSync(
+      cfg,
+      [
+        `socket: ${lab().sockets.tcp}`,
+        "audit:",
+        `  path: ${join(dir, "audit.jsonl")}`,
+        "policy:",
+        "  groups:",
+        "    nogroup:",
+        '      allow: ["*"]',
+        "      scope: { tables: [be_app] }",
+        "",
+      ].join("\n"),
+      { mode: 0o644 },
+    );
+    return cfg;
+  }
+  const asNobody = (args: readonly string[]) =>
+    hapops(args, { uid: NOBODY, gid: NOBODY, env: { HAPOPS_CONFIG: scoped() } });
+
+  it("refuses another table (exit 3, also in a dry run), nothing sent", async () => {
+    for (const extra of [[], ["-n"]]) {
+      const r = await asNobody(["table", "set", "be_names", "mallory", "data.gpc0=1", ...extra]);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(
+        /policy refuses table set for nobody: group nogroup allows table set only on be_app, not be_names/,
+      );
+    }
+    expect(await entries("be_names", "--key", "mallory")).toEqual([]);
+  });
+
+  it("refuses a raw line on another table, and one whose objects it cannot name", async () => {
+    expect((await run(["table", "set", "be_names", "dave", "data.gpc0=1"])).code).toBe(0);
+    const other = await asNobody(["raw", "clear table be_names"]);
+    expect(other.code, other.stderr).toBe(3);
+    expect(other.stderr).toMatch(/allows raw only on be_app, not be_names/);
+    expect((await entries("be_names")).map((e) => e.key)).toContain("dave");
+
+    const j = await asNobody(["raw", "clear table be_names", "--json"]);
+    expect(j.code, j.stderr).toBe(3);
+    expect(report(j)).toMatchObject({
+      op: "raw",
+      outcome: "refused",
+      sent: [],
+      plan: { scope: { tables: ["be_names"] } },
+      error: { code: "POLICY", exitCode: 3 },
+    });
+
+    const unnamed = await asNobody(["raw", "shutdown session 0x1"]);
+    expect(unnamed.code, unnamed.stderr).toBe(3);
+    expect(unnamed.stderr).toMatch(
+      /group nogroup is limited to tables, and "shutdown session" names a stream by its id/,
+    );
+    const servers = await asNobody(["raw", "disable server be_app/app1"]);
+    expect(servers.code, servers.stderr).toBe(3);
+    expect(servers.stderr).toMatch(/touches servers outside that scope/);
+    const s = await run(["servers", "be_app", "--json"]);
+    expect(s.stdout).not.toMatch(/MAINT/);
+  });
+
+  it("allows table set, table clear and raw inside its scope", async () => {
+    const set = await asNobody(["table", "set", "be_app", "192.0.2.95", "data.gpc0=7"]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(await entries("be_app", "--key", "192.0.2.95")).toHaveLength(1);
+    const raw = await asNobody(["raw", "clear table be_app key 192.0.2.95"]);
+    expect(raw.code, raw.stderr).toBe(0);
+    expect(await entries("be_app", "--key", "192.0.2.95")).toEqual([]);
+    const set2 = await asNobody(["table", "set", "be_app", "192.0.2.96", "data.gpc0=1"]);
+    expect(set2.code, set2.stderr).toBe(0);
+    const clear = await asNobody(["table", "clear", "be_app", "--key", "192.0.2.96"]);
+    expect(clear.code, clear.stderr).toBe(0);
+    expect(await entries("be_app", "--key", "192.0.2.96")).toEqual([]);
+    const log = readFileSync(join(dir!, "audit.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { operator: string; op: string; outcome: string | null });
+    expect(log.every((x) => x.operator === "nobody")).toBe(true);
+    expect(log.filter((x) => x.outcome === "refused").length).toBeGreaterThanOrEqual(4);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseRaw, rawCommandWords } from "../../src/commands/raw.js";
 import { ExitCode, ValidationError } from "../../src/errors.js";
+import { planRaw, rawOperation, rawScope } from "../../src/ops/raw.js";
 
 function refusal(text: string): ValidationError {
   try {
@@ -191,5 +192,139 @@ describe("parseRaw: refusals", () => {
   it("checks separators before anything else", () => {
     expect(refusal("@1 show info; quit").message).toContain("';'");
     expect(refusal("debug\nquit").message).toContain("newline");
+  });
+});
+
+describe("parseRaw: what a change touches, named from the raw table", () => {
+  it.each([
+    ["set server be_app/app1 state drain", { servers: ["be_app/app1"] }],
+    ["set weight be_app/app1 50", { servers: ["be_app/app1"] }],
+    ["set maxconn server be_app/app1 10", { servers: ["be_app/app1"] }],
+    ["enable server be_api/x", { servers: ["be_api/x"] }],
+    ["disable server be_api/x", { servers: ["be_api/x"] }],
+    ["enable health be_app/app2", { servers: ["be_app/app2"] }],
+    ["disable health be_app/app2", { servers: ["be_app/app2"] }],
+    ["enable agent be_app/app2", { servers: ["be_app/app2"] }],
+    ["disable agent be_app/app2", { servers: ["be_app/app2"] }],
+    ["shutdown sessions server be_app/app1", { servers: ["be_app/app1"] }],
+    ["enable dynamic-cookie backend be_app", { servers: ["be_app/*"] }],
+    ["disable dynamic-cookie backend be_app", { servers: ["be_app/*"] }],
+    ["set table be_app key 10.0.0.1 data.gpc0 1", { tables: ["be_app"] }],
+    ["clear table be_names", { tables: ["be_names"] }],
+    ["clear table be_app key 10.0.0.1", { tables: ["be_app"] }],
+    ["set map /etc/haproxy/hosts.map a b", { maps: ["/etc/haproxy/hosts.map"] }],
+    ["add map /etc/haproxy/hosts.map a b", { maps: ["/etc/haproxy/hosts.map"] }],
+    ["add map @3 /etc/haproxy/hosts.map a b", { maps: ["/etc/haproxy/hosts.map"] }],
+    ["add acl #2 10.0.0.1", { maps: ["#2"] }],
+    ["del map /etc/haproxy/hosts.map a", { maps: ["/etc/haproxy/hosts.map"] }],
+    ["del acl /etc/haproxy/blocked.acl 10.0.0.1", { maps: ["/etc/haproxy/blocked.acl"] }],
+    ["clear map @1 /etc/haproxy/hosts.map", { maps: ["/etc/haproxy/hosts.map"] }],
+    ["clear acl /etc/haproxy/blocked.acl", { maps: ["/etc/haproxy/blocked.acl"] }],
+    ["abort ssl cert /etc/haproxy/site.pem", { certs: ["/etc/haproxy/site.pem"] }],
+    // Argument words keep their case: proxy names are case-sensitive.
+    ["SET SERVER Be_App/App1 state drain", { servers: ["Be_App/App1"] }],
+  ])("%s touches %j", (text, touches) => {
+    expect(parseRaw(text).touches).toEqual(touches);
+  });
+
+  it.each([
+    ["set maxconn frontend fe_main 100", /changes a frontend/],
+    ["enable frontend fe_main", /changes a frontend/],
+    ["disable frontend fe_main", /changes a frontend/],
+    ["shutdown frontend fe_main", /changes a frontend/],
+    ["set maxconn global 1000", /changes the whole process/],
+    ["set rate-limit connections global 100", /changes the whole process/],
+    ["clear counters", /resets the counters of every proxy and server/],
+    ["clear counters all", /resets the counters/],
+    ["shutdown session 0x55d1", /names a stream by its id/],
+    // What the table expects is missing or malformed: nothing can be named.
+    ["set server be_app state drain", /"set server" names no server as backend\/server/],
+    ["set server a/b/c state drain", /names no server/],
+    ["set table", /"set table" names no stick table/],
+    ["add map @3", /"add map" names no map or ACL/],
+    ["enable dynamic-cookie backend be_app/app1", /names no backend/],
+  ])("%s cannot be named (%s)", (text, why) => {
+    const t = parseRaw(text).touches;
+    expect(Object.keys(t)).toEqual(["unnamed"]);
+    expect(t.unnamed).toMatch(why);
+  });
+
+  it("a read touches nothing, and every change in the table names something or says why not", () => {
+    expect(parseRaw("show table be_app").touches).toEqual({});
+    expect(parseRaw("set timeout cli 60").touches).toEqual({});
+    for (const w of rawCommandWords()) {
+      const cmd = parseRaw(w);
+      // With no arguments, a change can name nothing: it must say so.
+      if (cmd.mutates) expect(cmd.touches.unnamed, w).toMatch(/\S/);
+      else expect(cmd.touches, w).toEqual({});
+    }
+  });
+});
+
+describe("planRaw: the plan of one raw line", () => {
+  const target = "/run/haproxy/admin.sock";
+
+  it("a change: the line's level and effect, its scope, one step, nothing said before the answer", () => {
+    const plan = planRaw(parseRaw("disable server be_api/x"), target);
+    expect(plan).toMatchObject({
+      op: "raw",
+      level: "admin",
+      mutates: true,
+      scope: { servers: ["be_api/x"] },
+      guards: [],
+      describe: [],
+      report: { command: "disable server be_api/x", level: "admin", mutates: true },
+    });
+    const [step] = plan.steps;
+    expect(step).toMatchObject({ kind: "send", op: "raw" });
+    expect(step?.kind === "send" && step.commands.map((c) => c.line)).toEqual([
+      "disable server be_api/x",
+    ]);
+    expect(planRaw(parseRaw("disable server be_api/x"), target, true).describe).toEqual([
+      "raw: level admin, changes state",
+    ]);
+  });
+
+  it("one connection, at the line's own level: a read never goes out at admin level", () => {
+    const read = parseRaw("show sess");
+    expect(planRaw(read, target)).toMatchObject({ level: "operator", mutates: false, scope: {} });
+    expect(planRaw(read, target, true).describe).toEqual(["raw: level operator, read-only"]);
+    expect(rawOperation(read, target).oneSession).toBe("operator");
+    expect(rawOperation(parseRaw("show info"), target).oneSession).toBe("user");
+    expect(rawOperation(parseRaw("set table t key 1 data.gpc0 1"), target).oneSession).toBe(
+      "operator",
+    );
+    expect(rawOperation(parseRaw("clear counters"), target).oneSession).toBe("operator");
+    expect(rawOperation(parseRaw("set weight b/s 1"), target).oneSession).toBe("admin");
+  });
+
+  it("scope: certificates by file, and the reason when the line cannot be named", () => {
+    expect(rawScope(parseRaw("abort ssl cert /etc/haproxy/site.pem"))).toEqual({
+      certs: [{ file: "/etc/haproxy/site.pem", names: [] }],
+    });
+    expect(rawScope(parseRaw("shutdown session 0x1"))).toEqual({
+      unnamed:
+        '"shutdown session" names a stream by its id, not the server or frontend it belongs to',
+    });
+  });
+
+  it("verification prints HAProxy's answer and says a raw change is not verified", async () => {
+    const op = rawOperation(parseRaw("set maxconn server be_app/app1 42"), target);
+    const plan = op.plan(undefined);
+    const step = plan.steps[0];
+    if (step?.kind !== "send") throw new Error("expected a send step");
+    step.onAnswers?.([[]]);
+    const v = await op.verify({} as never, plan, ["set maxconn server be_app/app1 42"]);
+    expect(v).toMatchObject({ mismatches: [], output: [], verified: false, json: { answer: [] } });
+    expect(v.summary.join("\n")).toMatch(/raw changes are not verified/);
+
+    const read = rawOperation(parseRaw("show info"), target);
+    const readPlan = read.plan(undefined);
+    const readStep = readPlan.steps[0];
+    if (readStep?.kind !== "send") throw new Error("expected a send step");
+    readStep.onAnswers?.([["Name: HAProxy", "Version: 2.6.12"]]);
+    const rv = await read.verify({} as never, readPlan, ["show info"]);
+    expect(rv.output).toEqual(["Name: HAProxy", "Version: 2.6.12"]);
+    expect(rv.summary).toEqual([]);
   });
 });

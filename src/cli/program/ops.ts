@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { GlobalFlags } from "../../config/settings.js";
-import { guardRead, io, settingsFor, withRun } from "../context.js";
+import { guardRead, io, settingsFor } from "../context.js";
+import { runEngineCommand } from "../engine.js";
 
 /**
  * shell and raw. The shell runs each line as a hapops command through `run` (cli/main.ts's
@@ -55,13 +56,19 @@ export function registerOpsCommands(
     .option("--reason <text>", "why (recorded in the audit log)")
     .addHelpText(
       "after",
-      '\nOne command only: no ";", newline or payload (<<). Refused: unknown verbs, expert-mode,\nexperimental-mode, debug, prompt, user/operator, quit and master CLI @ prefixes.\nPolicy operation: raw.\n\nExamples:\n  $ hapops raw "show pools"\n  $ hapops raw "set maxconn server be_app/app1 50" --reason "protect app1"\n',
+      '\nOne command only: no ";", newline or payload (<<). Refused: unknown verbs, expert-mode,\nexperimental-mode, debug, prompt, user/operator, quit and master CLI @ prefixes.\nPolicy operation: raw. A group limited to a scope may send a change only when the raw\ntable names every object it touches (servers, tables, maps, certificates), all in scope.\n\nExamples:\n  $ hapops raw "show pools"\n  $ hapops raw "set maxconn server be_app/app1 50" --reason "protect app1"\n',
     )
     .action((text: string, flags: { dryRun?: boolean; reason?: string }, cmd: Command) =>
-      withRun(cmd, { op: "raw", dryRun: flags.dryRun, reason: flags.reason }, async (run, s) => {
-        run.authorize(cmd.name(), {});
-        const { runRaw } = await import("../commands/raw.js");
-        await runRaw(s, { text, dryRun: flags.dryRun ?? false, journal: run.journal! }, io);
-      }),
+      runEngineCommand(
+        cmd,
+        { op: "raw", dryRun: flags.dryRun, reason: flags.reason },
+        async (s) => {
+          const [{ parseRaw }, { rawOperation }] = await Promise.all([
+            import("../../commands/raw.js"),
+            import("../../ops/raw.js"),
+          ]);
+          return rawOperation(parseRaw(text), s.targetText, flags.dryRun ?? false);
+        },
+      ),
     );
 }

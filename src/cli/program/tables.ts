@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import type { GlobalFlags } from "../../config/settings.js";
-import { ask, guardRead, io, settingsFor, withRun } from "../context.js";
+import { guardRead, io, settingsFor } from "../context.js";
+import { runEngineCommand } from "../engine.js";
 
 interface TableFlags {
   key?: string;
@@ -19,7 +19,10 @@ export function registerTableCommands(program: Command): void {
     .argument("<table>", "table name")
     .argument("<key>", "entry key (checked against the table's type)")
     .argument("<data...>", "data.<type>=<value>, e.g. data.gpc0=1")
-    .option("-n, --dry-run", "show the line; send nothing")
+    .option(
+      "-n, --dry-run",
+      "show the plan and the exact line; send nothing (exits as the real run would)",
+    )
     .option("--reason <text>", "why (recorded in the audit log)")
     .addHelpText(
       "after",
@@ -34,7 +37,10 @@ export function registerTableCommands(program: Command): void {
     .argument("<table>", "table name")
     .option("--key <key>", "only this key")
     .option("--filter <expr...>", "only entries matching data.<type> <op> <value>")
-    .option("-n, --dry-run", "show the line; send nothing")
+    .option(
+      "-n, --dry-run",
+      "show the plan and the exact line; send nothing (exits as the real run would)",
+    )
     .option("--reason <text>", "why (recorded in the audit log)")
     .addHelpText(
       "after",
@@ -61,10 +67,13 @@ export function registerTableCommands(program: Command): void {
     .action(async (name: string, opts: { key?: string; filter?: string[] }, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "table show");
-      const mod = await import("../commands/table.js");
+      const [mod, { entryJson }] = await Promise.all([
+        import("../commands/table.js"),
+        import("../../ops/table.js"),
+      ]);
       if (s.json) {
         await mod.runTableShow(s, { table: name, key: opts.key, filter: opts.filter }, (e) =>
-          io.out(JSON.stringify(mod.entryJson(name, e)) + "\n"),
+          io.out(JSON.stringify(entryJson(name, e)) + "\n"),
         );
         return;
       }
@@ -79,30 +88,31 @@ export function registerTableCommands(program: Command): void {
     });
 }
 
-async function runTableChangeCommand(
+/** set / clear: argv to a table operation; the engine does the rest. */
+function runTableChangeCommand(
   op: "table set" | "table clear",
-  name: string,
+  table: string,
   flags: TableFlags,
   cmd: Command,
 ): Promise<void> {
-  const globals = cmd.optsWithGlobals<GlobalFlags & { yes?: boolean }>();
-  await withRun(cmd, { op, dryRun: flags.dryRun, reason: flags.reason }, async (run, s) => {
-    const { runTableChange } = await import("../commands/table.js");
-    const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
-    await runTableChange(
-      s,
-      {
+  const yes = cmd.optsWithGlobals<{ yes?: boolean }>().yes ?? false;
+  const dryRun = flags.dryRun ?? false;
+  return runEngineCommand(cmd, { op, dryRun, reason: flags.reason }, async (s) => {
+    const { tableChange, tableOperation } = await import("../../ops/table.js");
+    // The engine asks at a terminal (never in a dry run, never under --json).
+    const terminal = process.stdin.isTTY === true && process.stderr.isTTY === true && !s.json;
+    return tableOperation(
+      tableChange({
         op,
-        table: name,
+        table,
         key: flags.key,
         filter: flags.filter,
         data: flags.data,
-        yes: globals.yes ?? false,
-        confirm: interactive ? (q) => ask(q) : undefined,
-        dryRun: flags.dryRun ?? false,
-        journal: run.journal!,
-      },
-      io,
+        yes,
+        asking: dryRun ? "dry-run" : terminal ? "terminal" : "none",
+        target: s.targetText,
+        haproxyConfig: s.haproxyConfig,
+      }),
     );
   });
 }
