@@ -116,13 +116,10 @@ export function resolveWeight(
 
 /** Parse `0`-`256` or `N%` as the operator typed it. */
 export function parseWeight(text: string): WeightSpec {
-  const pct = /^(\d{1,3})%$/.exec(text);
-  if (pct) {
-    const percent = Number(pct[1]);
-    if (percent > 100)
-      throw new UsageError(`weight ${text}: a percentage of the configured weight is 0%-100%`);
-    return { percent };
-  }
+  // HAProxy takes any percentage of the configured weight and caps the result at 256
+  // (measured on 2.6: 150% of 50 is 75, 1000% of 50 is 256).
+  const pct = /^(\d{1,4})%$/.exec(text);
+  if (pct) return { percent: Number(pct[1]) };
   if (!/^\d{1,3}$/.test(text) || Number(text) > 256)
     throw new UsageError(
       `weight ${JSON.stringify(text)} is not valid: use 0-256, or N% of the configured weight`,

@@ -37,6 +37,10 @@ export interface ServerChange {
   readonly rampStep?: number | undefined;
 }
 
+function describeWeight(w: WeightSpec): string {
+  return "absolute" in w ? `weight ${w.absolute}` : `${w.percent}% of the configured weight`;
+}
+
 function name(s: { backend: string; server: string }): string {
   return `${s.backend}/${s.server}`;
 }
@@ -89,12 +93,12 @@ function applyAfter(
   return facts.map((f) => ({ ...f, ...(after.get(name(f)) ?? {}) }));
 }
 
-function guardsOf(plan: ServerPlan): Guard[] {
+function lastServerGuards(plan: ServerPlan, label = ""): Guard[] {
   const failed = plan.guards.filter((g) => !g.ok && !g.forced);
   const error =
     failed.length > 0
       ? new GuardError(
-          `refusing ${plan.op} ${plan.selector}: ${failed.map((g) => g.reason).join("; ")}. Pass --force to do it anyway (it is recorded).`,
+          `refusing ${plan.op} ${plan.selector}${label}: ${failed.map((g) => g.reason).join("; ")}. Pass --force to do it anyway (it is recorded).`,
           { guards: failed },
         )
       : undefined;
@@ -102,10 +106,33 @@ function guardsOf(plan: ServerPlan): Guard[] {
     name: g.backend,
     ok: g.ok,
     forced: g.forced,
-    reason: g.reason,
+    reason: label ? `${g.reason}${label}` : g.reason,
     ...(error && !g.ok && !g.forced ? { error } : {}),
     detail: { backend: g.backend, servingBefore: g.servingBefore, servingAfter: g.servingAfter },
   }));
+}
+
+/**
+ * Leaving maintenance is `ready`'s job: a drain of a server in MAINT would bring it back into
+ * health checks and (once UP) into DRAIN, which no one asking for a drain means.
+ */
+function maintenanceGuard(plan: ServerPlan, force: boolean): Guard[] {
+  if (plan.op !== "drain") return [];
+  const inMaint = plan.servers.filter((s) => s.commands.length > 0 && s.before.admin === "MAINT");
+  if (inMaint.length === 0) return [];
+  const names = inMaint.map(name).join(", ");
+  return [
+    {
+      name: "maintenance",
+      ok: false,
+      forced: force,
+      reason: `${names} ${inMaint.length === 1 ? "is" : "are"} in maintenance; drain would take ${inMaint.length === 1 ? "it" : "them"} out of it`,
+      error: new GuardError(
+        `refusing drain ${plan.selector}: ${names} ${inMaint.length === 1 ? "is" : "are"} in maintenance (MAINT), and drain would take ${inMaint.length === 1 ? "it" : "them"} out of maintenance, back into health checks and traffic. To return a server to service use hapops ready; to drain it anyway pass --force (recorded)`,
+        { servers: inMaint.map(name) },
+      ),
+    },
+  ];
 }
 
 /**
@@ -201,7 +228,17 @@ export function serverOperation(
         mutates: true,
         scope: { servers: sp.servers.map(name) },
         steps,
-        guards: guardsOf(sp),
+        guards: [
+          ...maintenanceGuard(sp, req.change.force),
+          ...lastServerGuards(sp),
+          // A ramp is judged by where it ends, before its first step is sent.
+          ...(req.change.op === "weight" && req.ramp
+            ? lastServerGuards(
+                planChange(facts, { ...req.change, weight: req.ramp.to }),
+                ` (where the ramp ends, at ${describeWeight(req.ramp.to)})`,
+              ).filter((g) => !g.ok)
+            : []),
+        ],
         describe: [
           ...((req.heading ?? (req.ramp ? "step 1:" : undefined))
             ? [req.heading ?? "step 1:"]

@@ -2,10 +2,16 @@ import { UsageError } from "../errors.js";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Parse "500ms", "10s", "2m", "1h30m", "7d"; a bare number is seconds. Returns milliseconds. */
+/**
+ * Parse "500ms", "10s", "2m", "1h30m", "7d". Returns milliseconds. A bare number is refused:
+ * `certs --expiring 30` meant as days would otherwise check a 30-second window and never fire.
+ */
 export function parseDuration(text: string, what = "duration"): number {
   const value = text.trim();
-  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
+  if (/^\d+(\.\d+)?$/.test(value))
+    throw new UsageError(
+      `${what} ${JSON.stringify(text)} has no unit; write it with one, e.g. ${value}s, ${value}m or ${value}d`,
+    );
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
   let total = 0;
   let end = 0;

@@ -139,6 +139,50 @@ describe("drain --wait", () => {
 });
 
 describe("guards", () => {
+  it("refuses to drain a server in maintenance (exit 3, in the dry run too): leaving it is ready's job", async () => {
+    expect((await run(["maint", "be_app/app3"])).code).toBe(0);
+    const before = await rawState();
+    for (const args of [
+      ["drain", "be_app/app3"],
+      ["drain", "be_app/app3", "-n"],
+      ["drain", "be_app/*"],
+    ]) {
+      const r = await run(args);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(
+        /be_app\/app3 is in maintenance \(MAINT\), and drain would take it out of maintenance.*hapops ready.*--force/,
+      );
+    }
+    expect(await rawState()).toBe(before);
+    const forced = await run(["drain", "be_app/app3", "--force"]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect((await servers("be_app")).get("be_app/app3")?.admin).toBe("DRAIN");
+  });
+
+  it("judges a ramp by where it ends, before its first step is sent", async () => {
+    const before = await rawState();
+    const r = await run([
+      "weight",
+      "be_app/*",
+      "--ramp-to",
+      "0",
+      "--step",
+      "10",
+      "--every",
+      "1s",
+    ]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/where the ramp ends, at weight 0.*be_app would have no server/);
+    expect(r.stdout).not.toMatch(/verified/);
+    expect(await rawState()).toBe(before);
+  });
+
+  it("takes a weight above 100% of the configured one, as HAProxy does", async () => {
+    const r = await run(["weight", "be_app/app3", "150%"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/be_app\/app3 {2}weight 50 -> 75/);
+  });
+
   it("refuses to leave a backend with no serving server (exit 3), and --force overrides", async () => {
     const r = await run(["maint", "be_one/solo"]);
     expect(r.code).toBe(3);
@@ -202,7 +246,7 @@ describe("selectors", () => {
     [["drain", "be_app/app1", "--addr", "127.0.0.1"], /not both/],
     [["weight", "be_app/app1", "257"], /weight "257" is not valid: use 0-256, or N%/],
     [["weight", "be_app/app1", "abc"], /weight "abc" is not valid/],
-    [["weight", "be_app/app1", "150%"], /0%-100%/],
+    [["weight", "be_app/app1", "10000%"], /not valid: use 0-256, or N%/],
     [["weight", "be_app/app1"], /needs a weight/],
     [["maint", "be_app/app1", "--wait"], /unknown option '--wait'/],
   ])("hapops %j is refused (exit 2) with nothing sent", async (args, message) => {

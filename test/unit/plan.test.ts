@@ -245,10 +245,8 @@ describe("parseWeight", () => {
   });
 
   it.each([
-    "101%",
     "257",
     "1000",
-    "1000%",
     "-1",
     "-1%",
     "abc",
@@ -268,8 +266,11 @@ describe("parseWeight", () => {
     expect(e.message).toContain(text);
   });
 
-  it("says what a percentage may be", () => {
-    expect(thrown(UsageError, () => parseWeight("101%")).message).toContain("0%-100%");
+  it("takes a percentage above 100% as HAProxy does (capped at 256 when resolved)", () => {
+    expect(parseWeight("150%")).toEqual({ percent: 150 });
+    expect(resolveWeight({ percent: 150 }, { weight: 50, initialWeight: 50 })).toBe(75);
+    expect(resolveWeight({ percent: 1000 }, { weight: 50, initialWeight: 50 })).toBe(256);
+    expect(thrown(UsageError, () => parseWeight("10000%")).message).toContain("not valid");
     expect(thrown(UsageError, () => parseWeight("257")).message).toContain("0-256");
   });
 });
