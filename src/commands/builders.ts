@@ -250,6 +250,7 @@ const MAP_NAMES = {
     del: "delMap",
     prepare: "prepareMap",
     commit: "commitMap",
+    clear: "clearMap",
   },
   acl: {
     show: "showAcl",
@@ -258,6 +259,7 @@ const MAP_NAMES = {
     del: "delAcl",
     prepare: "prepareAcl",
     commit: "commitAcl",
+    clear: "clearAcl",
   },
 } as const;
 
@@ -279,13 +281,20 @@ export function getMap(kind: MapKind, ref: string, value: string): RuntimeComman
   ]);
 }
 
+/**
+ * `add map [@<ver>] <map> <key> <value>` / `add acl [@<ver>] <acl> <pattern>`. With a version,
+ * the entry goes into a prepared version (2.6 to 3.4 take no payload for `add acl`, so an ACL
+ * replace fills its version one pattern per line).
+ */
 export function addMapEntry(
   kind: MapKind,
   ref: string,
   key: string,
   value?: string,
+  version?: number,
 ): RuntimeCommand {
   const args = [
+    ...(version !== undefined ? [mapVersion(version)] : []),
     validateMapRef(kind, ref),
     validateMapWord(kind === "map" ? "key" : "pattern", key),
   ];
@@ -341,6 +350,18 @@ export function addMapVersion(
 
 export function commitMap(kind: MapKind, version: number, ref: string): RuntimeCommand {
   return build(MAP_NAMES[kind].commit, [`@${version}`, validateMapRef(kind, ref)]);
+}
+
+/** `clear map @<ver> <map>`: empty a prepared version that will not be committed. */
+export function clearMapVersion(kind: MapKind, version: number, ref: string): RuntimeCommand {
+  return build(MAP_NAMES[kind].clear, [mapVersion(version), validateMapRef(kind, ref)]);
+}
+
+/** Version numbers are unsigned 32-bit (management.txt 9.3, "prepare map"). */
+function mapVersion(version: number): string {
+  if (!Number.isInteger(version) || version < 0 || version > 0xffffffff)
+    throw new ValidationError(`a map version is a whole number 0-4294967295, not ${version}`);
+  return `@${version}`;
 }
 
 /** `set timeout cli <seconds>`: this session's idle timeout (management.txt 9.3). */

@@ -98,6 +98,9 @@ export const GRAMMAR = {
   prepareAcl: spec("prepare acl", "user", true, "prepare acl <acl>"),
   commitMap: spec("commit map", "user", true, "commit map @<ver> <map>"),
   commitAcl: spec("commit acl", "user", true, "commit acl @<ver> <acl>"),
+  // Empties one version: what a replace that fails before its commit leaves (management.txt 9.3).
+  clearMap: spec("clear map", "user", true, "clear map [@<ver>] <map>"),
+  clearAcl: spec("clear acl", "user", true, "clear acl [@<ver>] <acl>"),
   // `hapops raw`: the real words, level and effect come from commands/raw.ts per command.
   raw: spec("", "admin", true, "<a command from the raw table>"),
 } as const satisfies Record<string, CommandSpec>;

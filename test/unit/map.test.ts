@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chunkEntries, diffMaps, readMapFile } from "../../src/cli/commands/map.js";
+import { readMapFile } from "../../src/cli/commands/map.js";
+import { chunkEntries, diffMaps } from "../../src/ops/map.js";
 import {
   addMapVersion,
   delMapEntry,

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
-import { guardRead, io, settingsFor, withRun } from "../context.js";
+import { guardRead, io, settingsFor } from "../context.js";
+import { runEngineCommand } from "../engine.js";
 
-/** map|acl show, get, add, set, del, replace. */
+/** map|acl show, get (reads), add, set, del, replace (changes, run by the engine). */
 export function registerMapCommands(program: Command, kind: "map" | "acl"): void {
   const what = kind === "map" ? "maps (key -> value files HAProxy loaded)" : "ACL pattern files";
   const group = program
@@ -43,31 +44,25 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
       .argument(ref, refHelp)
       .argument(kind === "map" ? "<key>" : "<pattern>", kind === "map" ? "the key" : "the pattern");
     if (kind === "map" && op !== "del") c.argument("<value>", "the value");
-    c.option("-n, --dry-run", "show the line; send nothing")
+    c.option("-n, --dry-run", "show the plan and the line; send nothing that changes state")
       .option("--reason <text>", "why (recorded in the audit log)")
       .action(async (...args: unknown[]) => {
         const cmd = args[args.length - 1] as Command;
         const flags = args[args.length - 2] as { dryRun?: boolean; reason?: string };
         const [r, key, value] = args as [string, string, string | undefined];
-        await withRun(
+        await runEngineCommand(
           cmd,
           { op: `${kind} ${op}`, dryRun: flags.dryRun, reason: flags.reason },
-          async (run, s) => {
-            const journal = run.journal!;
-            const { runMapChange } = await import("../commands/map.js");
-            await runMapChange(
-              s,
-              {
-                kind,
-                op,
-                ref: r,
-                key,
-                value: kind === "map" && op !== "del" ? value : undefined,
-                dryRun: flags.dryRun ?? false,
-                journal,
-              },
-              io,
-            );
+          async (s) => {
+            const { mapEntryOperation } = await import("../../ops/map.js");
+            return mapEntryOperation({
+              kind,
+              op,
+              ref: r,
+              key,
+              value: kind === "map" && op !== "del" ? value : undefined,
+              target: s.targetText,
+            });
           },
         );
       });
@@ -84,8 +79,12 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
         ? "the new contents: one 'key value' per line"
         : "the new contents: one pattern per line",
     )
-    .option("--persist", `after the commit, write the ${kind} file too (previous kept as .bak)`)
+    .option(
+      "--persist",
+      `write the ${kind} file too, whenever it differs (after the commit; previous kept as .bak)`,
+    )
     .option("-n, --dry-run", "show the diff and what would be sent; send nothing")
+    .option("--force", `let an empty --from remove every entry (recorded in the audit log)`)
     .option("--reason <text>", "why (recorded in the audit log)")
     .addHelpText(
       "after",
@@ -94,28 +93,44 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
     .action(
       async (
         r: string,
-        flags: { from: string; persist?: boolean; dryRun?: boolean; reason?: string },
+        flags: {
+          from: string;
+          persist?: boolean;
+          dryRun?: boolean;
+          force?: boolean;
+          reason?: string;
+        },
         cmd: Command,
       ) => {
-        await withRun(
+        await runEngineCommand(
           cmd,
-          { op: `${kind} replace`, dryRun: flags.dryRun, reason: flags.reason },
-          async (run, s) => {
-            const journal = run.journal!;
-            const { runMapReplace } = await import("../commands/map.js");
-            await runMapReplace(
-              s,
-              {
-                kind,
-                ref: r,
-                from: flags.from,
-                files: run.files,
-                persist: flags.persist ?? false,
-                dryRun: flags.dryRun ?? false,
-                journal,
-              },
-              io,
-            );
+          {
+            op: `${kind} replace`,
+            dryRun: flags.dryRun,
+            reason: flags.reason,
+            force: flags.force,
+          },
+          async (s, run) => {
+            const [{ readMapFile }, { mapReplaceOperation }] = await Promise.all([
+              import("../commands/map.js"),
+              import("../../ops/map.js"),
+            ]);
+            // --from is read with the operator's own rights (under sudo).
+            const next = readMapFile(kind, flags.from, run.files);
+            return mapReplaceOperation({
+              kind,
+              ref: r,
+              from: flags.from,
+              next,
+              force: flags.force ?? false,
+              persist: flags.persist
+                ? {
+                    files: run.files,
+                    remote: s.target.kind === "unix" ? undefined : s.target.kind,
+                  }
+                : undefined,
+              target: s.targetText,
+            });
           },
         );
       },
