@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { Settings } from "../config/settings.js";
-import type { Operation } from "../engine/operation.js";
+import type { Operation, Report } from "../engine/operation.js";
+import { isHapopsError } from "../errors.js";
 import type { EngineUi } from "../engine/run.js";
 import type { Paint } from "../ops/servers.js";
 import { ask, io, withRun, type RunFlags } from "./context.js";
@@ -51,7 +52,24 @@ export async function runEngineCommand(
     };
     process.on("SIGINT", onSigint);
     try {
-      const op = await build(s, run);
+      let op: Operation;
+      try {
+        op = await build(s, run);
+      } catch (e) {
+        // Refused before anything was planned (bad input): the report says so in the one shape.
+        if (isHapopsError(e) && (e as { report?: Report }).report === undefined)
+          (e as { report?: Report }).report = {
+            op: flags.op,
+            target: s.targetText,
+            dryRun: flags.dryRun ?? false,
+            outcome: e.exitCode === 2 || e.exitCode === 3 ? "refused" : "failed",
+            plan: null,
+            sent: [],
+            verified: false,
+            steps: [],
+          };
+        throw e;
+      }
       const [{ runOperation }, { realClock }] = await Promise.all([
         import("../engine/run.js"),
         import("../engine/wait.js"),

@@ -208,8 +208,11 @@ async function runOne(
       );
     for (const s of plan.steps)
       if (s.kind === "wait" || s.kind === "write-file") ui.line(ui.dim(`then: ${describeStep(s)}`));
-    report.sent.push(...lines);
-    step.sent = [...lines];
+    // What the real run would send: nothing, when it would be refused.
+    if (!refusal) {
+      report.sent.push(...lines);
+      step.sent = [...lines];
+    }
     await ctx.journal.single(refusal ? "refused" : "ok", lines, refusal, plan.detail);
     if (refusal) throw refusal;
     report.outcome = "ok";
