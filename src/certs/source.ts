@@ -36,4 +36,3 @@ export function loadBlocks(source: CertSource, files: InputFiles): PemBlock[] {
     }
   }
 }
-

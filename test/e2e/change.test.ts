@@ -161,16 +161,7 @@ describe("guards", () => {
 
   it("judges a ramp by where it ends, before its first step is sent", async () => {
     const before = await rawState();
-    const r = await run([
-      "weight",
-      "be_app/*",
-      "--ramp-to",
-      "0",
-      "--step",
-      "10",
-      "--every",
-      "1s",
-    ]);
+    const r = await run(["weight", "be_app/*", "--ramp-to", "0", "--step", "10", "--every", "1s"]);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/where the ramp ends, at weight 0.*be_app would have no server/);
     expect(r.stdout).not.toMatch(/verified/);
