@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -7,6 +8,7 @@ import {
   realpathSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
@@ -115,6 +117,41 @@ export function defaultConfig(socket: string, group: string): string {
 }
 
 /**
+ * Node opens a debugger on 127.0.0.1:9229 when it gets SIGUSR1, and sudo passes on the signals
+ * an operator sends it: a root process with an open debugger is a root shell for every local
+ * user. Node 22.14+ has `--disable-sigusr1`; on older ones the debugger is pointed at an address
+ * no interface has (TEST-NET-1, RFC 5737), so it fails to listen.
+ */
+export const DEBUGGER_OFF = ["--disable-sigusr1", "--inspect-port=192.0.2.1:9229"] as const;
+
+function closeDebugger(node: string): string {
+  try {
+    execFileSync(node, [DEBUGGER_OFF[0], "-e", "0"], { stdio: "ignore", env: {} });
+    return DEBUGGER_OFF[0];
+  } catch {
+    return DEBUGGER_OFF[1];
+  }
+}
+
+function nearestExisting(path: string): string {
+  let p = path;
+  while (!existsSync(p) && p !== dirname(p)) p = dirname(p);
+  return p;
+}
+
+/** A program root will run for others: root-owned, and no one else may write it or above it. */
+function refuseUnlessRootOnly(path: string, what: string): void {
+  for (let p = path; ; p = dirname(p)) {
+    const st = statSync(p);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0)
+      throw new EnvironmentError(
+        `${what} ${path} is not safe to run as root for operators: ${p} is uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}; install node (and hapops) where only root can write, e.g. from Debian's packages`,
+      );
+    if (p === dirname(p)) return;
+  }
+}
+
+/**
  * Install the production access pattern: the bundled program under a root-owned prefix, the
  * system config, the audit directory, and a sudoers rule for the operators' group, checked with
  * `visudo -cf` before it is moved into place (a broken sudoers file locks everyone out).
@@ -137,7 +174,10 @@ export function runSetup(opts: SetupOptions, out: (t: string) => void): void {
   const libDir = join(opts.prefix, "lib", "hapops");
   const sbin = join(opts.prefix, "sbin", "hapops");
   const node = realpathSync(process.execPath);
-  const program = `${node} ${join(libDir, "hapops.cjs")} "$@"`;
+  // Root runs this node for operators: it and every directory above it must be root's alone.
+  if (root) refuseUnlessRootOnly(node, "the node binary");
+  if (root) refuseUnlessRootOnly(nearestExisting(opts.prefix), "--prefix");
+  const program = `${node} ${closeDebugger(node)} ${join(libDir, "hapops.cjs")} "$@"`;
   // Under sudo only these variables reach node, whatever sudoers keeps: NODE_OPTIONS, LD_* or a
   // locale could otherwise run code as root before hapops starts.
   const keep = ["TERM", "NO_COLOR", "COLUMNS", "SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND"];

@@ -424,6 +424,58 @@ describe.runIf(canMakePrivateHost())("the sudo access pattern, in a private host
       }
     });
 
+    it("SIGUSR1 sent through sudo never opens a debugger in the root process", async () => {
+      // sudo passes on the signals an operator sends it; node opens a debugger on SIGUSR1.
+      host.write(
+        "/usr/local/ops/usr1.sh",
+        [
+          "#!/bin/sh",
+          "rm -f /usr/local/ops/f && mkfifo /usr/local/ops/f",
+          "(echo 'servers be_app'; sleep 4) > /usr/local/ops/f &",
+          `sudo -n ${SBIN} shell < /usr/local/ops/f > /usr/local/ops/usr1.out 2>&1 &`,
+          "P=$!",
+          // Once the shell has answered its first line, node is running: signal it for 2 s.
+          "for i in $(seq 1 100); do grep -q SERVER /usr/local/ops/usr1.out 2>/dev/null && break; sleep 0.05; done",
+          "seen=0",
+          "for i in $(seq 1 40); do",
+          "  kill -USR1 $P 2>/dev/null",
+          "  sleep 0.05",
+          "  ss -ltn 2>/dev/null | grep -q ':9229 ' && seen=1",
+          "done",
+          "wait $P",
+          "echo listening=$seen",
+          "",
+        ].join("\n"),
+        0o755,
+      );
+      const r = await asUser(ALICE, ["/usr/local/ops/usr1.sh"]);
+      expect(r.stdout).toContain("listening=0");
+      const out = host.read("/usr/local/ops/usr1.out");
+      expect(out).toMatch(/^SERVER/m);
+      expect(out).not.toMatch(/Debugger listening/);
+    });
+
+    it("hapops run under sudo without the wrapper's node flags is refused", async () => {
+      host.write(
+        "/etc/sudoers.d/hapops-direct",
+        `%${OPS} ALL=(root) NOPASSWD: ${process.execPath} /usr/local/lib/hapops/hapops.cjs servers\n`,
+        0o440,
+      );
+      try {
+        const r = await asUser(ALICE, [
+          "sudo",
+          "-n",
+          process.execPath,
+          "/usr/local/lib/hapops/hapops.cjs",
+          "servers",
+        ]);
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stderr).toMatch(/SIGUSR1 cannot open a root debugger/);
+      } finally {
+        sh("rm", "-f", "/etc/sudoers.d/hapops-direct");
+      }
+    });
+
     it("root with SUDO_* left in its environment is refused, not recorded as someone", async () => {
       const r = await hapops(["weight", "be_app/app2", "80"], {
         env: { SUDO_USER: ALICE, SUDO_UID: "12345" },
