@@ -27,6 +27,8 @@ const wanted = [
   ["socat", "socat"],
   ["sudo", "sudo"],
   ["tmux", "tmux"],
+  ["setfacl", "acl"],
+  ["ss", "iproute2"],
 ].filter(([cmd]) => !have(cmd));
 if (wanted.length > 0) {
   const pkgs = wanted.map(([, pkg]) => pkg);

@@ -1,19 +1,24 @@
+import { randomBytes } from "node:crypto";
 import {
   closeSync,
-  copyFileSync,
+  constants,
   fchmodSync,
   fchownSync,
+  fstatSync,
   fsyncSync,
   lstatSync,
+  mkdirSync,
   openSync,
+  readSync,
   renameSync,
-  rmSync,
+  unlinkSync,
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 export interface PersistResult {
   readonly path: string;
+  /** Where the previous content was kept: never beside the file (see persistFile). */
   readonly backup: string;
   readonly mode: number;
 }
@@ -27,61 +32,113 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/**
- * Replace a PEM file on disk so a reload keeps the new certificate: the previous file is kept as
- * `<file>.bak` (same owner and mode), the new one is written to a temp file in the same directory,
- * fsynced, renamed over the old one, and the directory fsynced. A PEM file holds a private key,
- * so the mode never includes world access, whatever the old file had.
- */
-export function persistPem(path: string, payload: string): PersistResult {
-  return persistFile(path, payload, { private: true });
+/** A new file that did not exist, opened without following a link at its name. */
+function createExclusive(path: string, mode: number): number {
+  return openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
+}
+
+function writeAll(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off);
+}
+
+/** Read a regular file through one descriptor that did not follow a link. */
+function readNoFollow(path: string): { data: Buffer; uid: number; gid: number; mode: number } {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    const data = Buffer.alloc(st.size);
+    let off = 0;
+    while (off < data.length) {
+      const n = readSync(fd, data, off, data.length - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return { data: data.subarray(0, off), uid: st.uid, gid: st.gid, mode: st.mode };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
- * The same atomic replace for any file HAProxy loads (a map, an ACL list). `private` drops world
- * access from the mode (a PEM file holds a key); otherwise the old mode is kept.
+ * The directory backups go to: ours alone (created 0700), never a symbolic link, never one
+ * others can write.
+ */
+function ensureBackupDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  const uid = process.geteuid?.() ?? 0;
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0)
+    throw new Error(
+      `the backup directory ${dir} is not a directory of uid ${uid} that only it can write`,
+    );
+}
+
+/**
+ * Replace a file HAProxy loads (a PEM, a map, an ACL list) so a reload keeps the new content:
+ * the new content goes to a temp file in the same directory, is fsynced, renamed over the old
+ * one, and the directory fsynced. The previous content is kept in `backupDir`, never beside the
+ * file: HAProxy loads every file of a `crt <directory>`, so an `F.bak` there would be served
+ * after the next reload. Every file is created exclusively (O_EXCL, O_NOFOLLOW) under a random
+ * name, so a link planted at a guessable name is never followed. `private` drops world access
+ * (a PEM holds a key); otherwise the old mode is kept.
  */
 export function persistFile(
   path: string,
   payload: string,
-  opts: { private: boolean },
+  opts: { private: boolean; backupDir: string },
 ): PersistResult {
   const st = lstatSync(path);
   if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-  const mode = st.mode & (opts.private ? 0o770 : 0o777);
-  const dir = dirname(path);
-  const backup = `${path}.bak`;
-  const backupTmp = join(dir, `.${basename(path)}.bak.hapops-${process.pid}`);
-  const tmp = join(dir, `.${basename(path)}.hapops-${process.pid}`);
-  try {
-    copyFileSync(path, backupTmp);
-    const bfd = openSync(backupTmp, "r+");
-    try {
-      fchownSync(bfd, st.uid, st.gid);
-      fchmodSync(bfd, mode);
-      fsyncSync(bfd);
-    } finally {
-      closeSync(bfd);
-    }
-    renameSync(backupTmp, backup);
+  const old = readNoFollow(path);
+  const mode = old.mode & (opts.private ? 0o770 : 0o777);
 
-    const fd = openSync(tmp, "wx", 0o600);
+  ensureBackupDir(opts.backupDir);
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const backup = join(
+    opts.backupDir,
+    `${basename(path)}.${stamp}.${randomBytes(3).toString("hex")}.bak`,
+  );
+  const bfd = createExclusive(backup, 0o600);
+  try {
+    fchownSync(bfd, old.uid, old.gid);
+    fchmodSync(bfd, mode);
+    writeAll(bfd, old.data);
+    fsyncSync(bfd);
+  } finally {
+    closeSync(bfd);
+  }
+  fsyncDir(opts.backupDir);
+
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.hapops-${randomBytes(6).toString("hex")}`);
+  let created = false;
+  try {
+    const fd = createExclusive(tmp, 0o600);
+    created = true;
     try {
-      fchownSync(fd, st.uid, st.gid);
+      fchownSync(fd, old.uid, old.gid);
       fchmodSync(fd, mode);
-      const buf = Buffer.from(payload);
-      let off = 0;
-      while (off < buf.length) off += writeSync(fd, buf, off);
+      writeAll(fd, Buffer.from(payload));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, path);
+    created = false;
     fsyncDir(dir);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    rmSync(backupTmp, { force: true });
-    throw e;
+  } finally {
+    if (created) unlinkSync(tmp);
   }
   return { path, backup, mode };
+}
+
+/** persistFile for a PEM: never world access, whatever the old file had. */
+export function persistPem(path: string, payload: string, backupDir: string): PersistResult {
+  return persistFile(path, payload, { private: true, backupDir });
 }

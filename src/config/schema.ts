@@ -59,6 +59,8 @@ export const configSchema = z.strictObject({
       reads: z.optional(z.boolean()),
     }),
   ),
+  /** Where --persist keeps previous files (default /var/lib/hapops/backups for root). */
+  backupDir: z.optional(text),
   /** HAProxy's own config, read for what the runtime API does not say (stick-table len, store). */
   haproxyConfig: z.optional(text),
   certs: z.optional(

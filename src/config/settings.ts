@@ -49,6 +49,11 @@ export interface Settings {
   readonly configPath: string | undefined;
   readonly audit: AuditSettings;
   readonly certs: { readonly persist: boolean; readonly minDays: number };
+  /**
+   * Where --persist keeps the previous content of a file it replaces: never beside the file,
+   * where HAProxy would load it (a `crt <directory>` loads every file).
+   */
+  readonly backupDir: string;
   /** HAProxy's config file (default /etc/haproxy/haproxy.cfg), read when present. */
   readonly haproxyConfig: string;
   readonly policy: Policy | undefined;
@@ -112,6 +117,13 @@ function lockDown(flags: GlobalFlags, env: NodeJS.ProcessEnv): void {
         `${path} must be owned by root and not writable by group or others (it is uid ${s2.uid}, mode ${(s2.mode & 0o777).toString(8)}); fix with: chown root: ${path} && chmod go-w ${path}`,
       );
   }
+}
+
+function defaultBackupDir(environment: Environment): string {
+  if (environment.euid === 0) return "/var/lib/hapops/backups";
+  const state =
+    environment.env.XDG_STATE_HOME || join(environment.env.HOME || homedir(), ".local", "state");
+  return join(state, "hapops", "backups");
 }
 
 function defaultAuditPath(environment: Environment): { path: string; createDir: boolean } {
@@ -186,6 +198,7 @@ export async function resolveSettings(
       reads: file.audit?.reads ?? false,
     },
     certs: { persist: file.certs?.persist ?? false, minDays: file.certs?.minDays ?? 7 },
+    backupDir: file.backupDir ?? defaultBackupDir(environment),
     haproxyConfig: file.haproxyConfig ?? "/etc/haproxy/haproxy.cfg",
     policy: file.policy ? normalisePolicy(file.policy.groups) : undefined,
     sudo: environment.sudo,

@@ -358,7 +358,10 @@ async function runStep(
     }
     case "write-file":
       try {
-        report.persisted = persistFile(s.path, s.payload, { private: s.private });
+        report.persisted = persistFile(s.path, s.payload, {
+          private: s.private,
+          backupDir: ctx.settings.backupDir,
+        });
       } catch (e) {
         throw new EnvironmentError(
           `HAProxy took the change, but writing ${s.path} failed (${(e as Error).message}); a reload would bring the old content back — fix the file, then run the same command with --persist again`,

@@ -7,9 +7,10 @@ import {
   readSync,
   realpathSync,
   statSync,
-  type Stats,
+  unlinkSync,
 } from "node:fs";
-import { dirname } from "node:path";
+import { randomBytes } from "node:crypto";
+import { dirname, join } from "node:path";
 import { GuardError, ValidationError } from "../errors.js";
 
 /** Whose rights open the files an operator names (`--pem`, `--from`, ...). */
@@ -138,22 +139,45 @@ export function operatorFiles(who: Credentials): InputFiles {
         throw new GuardError(
           `${what} ${path} goes through a symbolic link (to ${real}); under sudo hapops writes only to the real path, which root must set up`,
         );
-      // access(2) checks the real uid (root here), so the modes are read instead: an owner can
-      // always chmod, a group or others write bit lets them rename what is inside.
-      const gids = new Set(asOperator(who, () => process.getgroups!()));
-      gids.add(who.gid);
-      const canWrite = (st: Stats) =>
-        st.uid === who.uid ||
-        (st.mode & 0o002) !== 0 ||
-        (gids.has(st.gid) && (st.mode & 0o020) !== 0);
+      // access(2) checks the real uid (root here), and mode bits miss ACL grants: so each
+      // directory is tried for real, creating (then removing) a file with the operator's
+      // rights. An owner can always chmod; the file itself counts when the operator can write it.
+      const canCreateIn = (dir: string): boolean =>
+        asOperator(who, () => {
+          const probe = join(dir, `.hapops-probe-${randomBytes(6).toString("hex")}`);
+          try {
+            closeSync(
+              openSync(
+                probe,
+                constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+                0o600,
+              ),
+            );
+          } catch {
+            return false;
+          }
+          unlinkSync(probe);
+          return true;
+        });
+      const canWriteFile = (file: string): boolean =>
+        asOperator(who, () => {
+          try {
+            closeSync(
+              openSync(file, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK),
+            );
+            return true;
+          } catch {
+            return false;
+          }
+        });
       const writable: string[] = [];
       let child = statSync(real);
-      if (canWrite(child)) writable.push(real);
+      if (child.uid === who.uid || canWriteFile(real)) writable.push(real);
       for (let p = dirname(real); ; p = dirname(p)) {
         const st = statSync(p);
         // In a sticky directory (/tmp) others cannot rename or remove what they do not own.
         const sticky = (st.mode & 0o1000) !== 0 && child.uid !== who.uid;
-        if (canWrite(st) && !sticky) writable.push(p);
+        if (st.uid === who.uid || (!sticky && canCreateIn(p))) writable.push(p);
         if (p === dirname(p)) break;
         child = st;
       }

@@ -572,7 +572,7 @@ export function planMapReplace(state: ReplaceState, req: MapReplaceRequest): Pla
   if (req.persist)
     describe.push(
       write
-        ? `${file}: differs from ${req.from} on disk; ${swap ? "after the commit, " : ""}write it (previous kept as ${file}.bak)`
+        ? `${file}: differs from ${req.from} on disk; ${swap ? "after the commit, " : ""}write it (the previous file is kept in the backup directory)`
         : `${file}: already holds these entries on disk (not written)`,
     );
 
@@ -767,12 +767,8 @@ export function mapReplaceOperation(
             ? `${ref} differs from ${from} after the commit (${left.added.length} missing, ${left.removed.length} extra, ${left.changed.length} different)`
             : `${ref} holds the entries of ${from}, but not in its order`,
         );
-      let persisted: { path: string; backup: string; mode: number } | null = null;
-      if (write) {
-        if (!diskHolds(kind, readDisk(file), next))
-          mismatches.push(`${file} on disk does not hold ${from} after it was written`);
-        persisted = { path: file, backup: `${file}.bak`, mode: lstatSync(file).mode & 0o777 };
-      }
+      if (write && !diskHolds(kind, readDisk(file), next))
+        mismatches.push(`${file} on disk does not hold ${from} after it was written`);
       const summary = [
         swap
           ? `verified: HAProxy's ${kind} now equals ${from} (version ${info.currentVersion ?? "?"})`
@@ -785,7 +781,8 @@ export function mapReplaceOperation(
       return {
         mismatches,
         summary,
-        json: { version: info.currentVersion ?? null, persisted },
+        // The engine's write step reports what it wrote (path, backup, mode).
+        json: { version: info.currentVersion ?? null, ...(write ? {} : { persisted: null }) },
       };
     },
   };

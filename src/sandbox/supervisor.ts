@@ -176,7 +176,7 @@ async function runForeground(
   // A config for trying changes: this sandbox's socket, and an audit log beside it.
   await writeFile(
     join(dir, "hapops.yaml"),
-    `socket: ${lab.sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\nhaproxyConfig: ${lab.configPath}\n`,
+    `socket: ${lab.sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\nhaproxyConfig: ${lab.configPath}\nbackupDir: ${join(dir, "backups")}\n`,
     { mode: 0o600 },
   );
   await writeFile(stateFile(dir), JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });

@@ -1,5 +1,6 @@
 import {
   chmodSync,
+  existsSync,
   chownSync,
   mkdirSync,
   mkdtempSync,
@@ -23,7 +24,7 @@ import {
 import { parseMapEntry, parseMapList } from "../../src/parse/map.js";
 import { RuntimeSession } from "../../src/runtime/session.js";
 import { connect } from "../../src/transport/connect.js";
-import { hapops, json, type CliResult } from "../helpers/cli.js";
+import { hapops, json, latestBackup, NEUTRAL_BACKUPS, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
 
 const lab = useLab({
@@ -39,7 +40,7 @@ function cfg(): string {
   base = join(dir, "hapops.yaml");
   writeFileSync(
     base,
-    `socket: ${lab().sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\n`,
+    `socket: ${lab().sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\nbackupDir: ${NEUTRAL_BACKUPS}\n`,
   );
   return base;
 }
@@ -205,7 +206,8 @@ describe("maps and ACLs", () => {
     expect(readFileSync(lab().mapFile, "utf8")).toBe(
       "example.com platinum\nthird.example bronze\n",
     );
-    expect(readFileSync(`${lab().mapFile}.bak`, "utf8")).toBe(onDisk);
+    expect(readFileSync(latestBackup("hosts.map"), "utf8")).toBe(onDisk);
+    expect(existsSync(`${lab().mapFile}.bak`)).toBe(false);
     expect(await mapEntries()).toEqual(
       new Map([
         ["example.com", "platinum"],
@@ -383,7 +385,7 @@ describe("maps and ACLs", () => {
     expect(r.stdout).toMatch(/HAProxy already serves the 2 entries .* \(nothing sent\)/);
     expect(r.stdout).toMatch(/differs from .* on disk; write it/);
     expect(readFileSync(lab().mapFile, "utf8")).toBe("example.com platinum\nfourth.example tin\n");
-    expect(readFileSync(`${lab().mapFile}.bak`, "utf8")).toBe(
+    expect(readFileSync(latestBackup("hosts.map"), "utf8")).toBe(
       "example.com gold\nother.org silver\n",
     );
     // Once the file holds it too, there is nothing left to do.
@@ -406,12 +408,20 @@ describe("maps and ACLs", () => {
     const start = contents("pf-start.map", startText);
     expect((await run(["map", "replace", lab().mapFile, "--from", start])).code).toBe(0);
     const next = contents("pf-next.map", "example.com bronze\n");
-    // A directory where the backup goes: the write fails even for root.
-    const bak = `${lab().mapFile}.bak`;
-    rmSync(bak, { recursive: true, force: true });
-    mkdirSync(join(bak, "blocker"), { recursive: true });
+    // A backup directory that is a file: the write fails even for root, after the commit.
+    const dir = join(lab().dir, "pf-cfg");
+    mkdirSync(dir, { recursive: true });
+    const bak = join(dir, "backups");
+    writeFileSync(bak, "not a directory\n");
+    writeFileSync(
+      join(dir, "hapops.yaml"),
+      `socket: ${lab().sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\nbackupDir: ${bak}\n`,
+    );
     try {
-      const r = await run(["map", "replace", lab().mapFile, "--from", next, "--persist", "--json"]);
+      const r = await hapops(
+        ["map", "replace", lab().mapFile, "--from", next, "--persist", "--json"],
+        { env: { HAPOPS_CONFIG: join(dir, "hapops.yaml") } },
+      );
       expect(r.code, r.stdout).toBe(1);
       const report = json<{
         outcome: string;

@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { connect as tlsConnect, type PeerCertificate } from "node:tls";
 import { describe, expect, it } from "vitest";
 import { parsePem } from "../../src/certs/pem.js";
@@ -40,7 +40,7 @@ function config(extra = ""): string {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     join(dir, "hapops.yaml"),
-    `socket: ${lab().sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\n${extra}`,
+    `socket: ${lab().sockets.admin}\naudit:\n  path: ${join(dir, "audit.jsonl")}\nbackupDir: ${join(dir, "backups")}\n${extra}`,
   );
   return join(dir, "hapops.yaml");
 }
@@ -148,18 +148,24 @@ describe("rotate-cert", () => {
     expect((await run(["rotate-cert", EXAMPLE(), "--pem", EXAMPLE()])).code).toBe(0);
   });
 
-  it("--persist writes the file atomically, keeps a .bak with the old mode, never world-readable", async () => {
+  it("--persist writes the file atomically, keeps the old one in the backup directory (not where HAProxy loads certificates) with its mode, never world-readable", async () => {
     const before = readFileSync(EXAMPLE(), "utf8");
     const oldMode = statSync(EXAMPLE()).mode & 0o777;
     const next = await lab().ca.issue({ cn: "example.com", san: fullNames, days: 61 });
     const f = files({ "bundle.pem": next.cert + next.key });
     const r = await run(["rotate-cert", EXAMPLE(), "--pem", f["bundle.pem"]!, "--persist"]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(
-      /persisted: .*example\.com\.pem \(mode 0600; previous kept as .*example\.com\.pem\.bak\)/,
-    );
-    expect(readFileSync(`${EXAMPLE()}.bak`, "utf8")).toBe(before);
-    expect(statSync(`${EXAMPLE()}.bak`).mode & 0o777).toBe(oldMode);
+    const kept =
+      /persisted: .*example\.com\.pem \(mode 0600; previous kept as (\/.*\/backups\/example\.com\.pem\.[^ ]+\.bak)\)/.exec(
+        r.stdout,
+      )?.[1];
+    expect(kept, r.stdout).toBeDefined();
+    expect(readFileSync(kept!, "utf8")).toBe(before);
+    expect(statSync(kept!).mode & 0o777).toBe(oldMode);
+    // Nothing beside the certificate: HAProxy loads every file of its crt directory.
+    expect(readdirSync(dirname(EXAMPLE())).filter((f) => f.startsWith("example.com"))).toEqual([
+      "example.com.pem",
+    ]);
     expect(statSync(EXAMPLE()).mode & 0o007).toBe(0);
     const onDisk = parsePem(readFileSync(EXAMPLE(), "utf8"), "disk");
     expect(onDisk.map((b) => b.label)).toEqual(["CERTIFICATE", "PRIVATE KEY"]);

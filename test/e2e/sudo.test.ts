@@ -1,4 +1,5 @@
-import { chownSync, readFileSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chownSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../src/audit/record.js";
@@ -376,6 +377,30 @@ describe.runIf(canMakePrivateHost())("the sudo access pattern, in a private host
         expect(live.stdout).not.toContain("203.0.113.5");
       } finally {
         chownSync(dir, st.uid, st.gid);
+      }
+    });
+
+    it("--persist counts an ACL that lets the operator write the directory (mode bits alone would miss it)", async () => {
+      host.write("/usr/local/ops/next2.acl", "192.0.2.66\n203.0.113.6\n", 0o644);
+      const dir = lab().dir;
+      expect(spawnSync("setfacl", ["-m", `u:${uidOf(ALICE)}:rwx`, dir]).status).toBe(0);
+      try {
+        const before = readFileSync(lab().aclFile, "utf8");
+        const r = await viaSudo(ALICE, [
+          "acl",
+          "replace",
+          lab().aclFile,
+          "--from",
+          "/usr/local/ops/next2.acl",
+          "--persist",
+        ]);
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stderr).toMatch(new RegExp(`${dir} is writable by ${ALICE}`));
+        expect(readFileSync(lab().aclFile, "utf8")).toBe(before);
+        // The probe that found it out left nothing behind.
+        expect(readdirSync(dir).filter((f) => f.startsWith(".hapops-probe-"))).toEqual([]);
+      } finally {
+        spawnSync("setfacl", ["-b", dir]);
       }
     });
 

@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from "node:child_process";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { inject } from "vitest";
 
@@ -10,7 +10,22 @@ import { inject } from "vitest";
 const neutralDir = mkdtempSync(join(inject("runDir"), "cli-"));
 export const NEUTRAL_CONFIG = join(neutralDir, "hapops.yaml");
 export const NEUTRAL_AUDIT = join(neutralDir, "audit.jsonl");
-writeFileSync(NEUTRAL_CONFIG, `audit:\n  path: ${NEUTRAL_AUDIT}\n`, { mode: 0o644 });
+/** Where --persist keeps previous files in tests (never the host's /var/lib/hapops). */
+export const NEUTRAL_BACKUPS = join(neutralDir, "backups");
+writeFileSync(NEUTRAL_CONFIG, `audit:\n  path: ${NEUTRAL_AUDIT}\nbackupDir: ${NEUTRAL_BACKUPS}\n`, {
+  mode: 0o644,
+});
+
+/** The newest backup --persist kept of a file with this name. */
+export function latestBackup(name: string): string {
+  const found = readdirSync(NEUTRAL_BACKUPS)
+    .filter((f) => f.startsWith(`${name}.`))
+    .map((f) => join(NEUTRAL_BACKUPS, f))
+    .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs);
+  const last = found.at(-1);
+  if (!last) throw new Error(`no backup of ${name} in ${NEUTRAL_BACKUPS}`);
+  return last;
+}
 // Readable by the unprivileged users some tests run as (the audit file itself stays 0600).
 chmodSync(neutralDir, 0o755);
 

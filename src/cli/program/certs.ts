@@ -33,7 +33,7 @@ export function registerCertCommands(program: Command): void {
     .option("--certbot-dir <dir>", "a certbot live directory (fullchain.pem + privkey.pem)")
     .option(
       "--persist",
-      "after the commit, write the new PEM over the file (previous kept as .bak)",
+      "after the commit, write the new PEM over the file (the previous one is kept in the backup directory)",
     )
     .option("--no-persist", "do not write the file, even if certs.persist is set")
     .option("--min-days <n>", "refuse a certificate that expires within n days")

@@ -81,7 +81,7 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
     )
     .option(
       "--persist",
-      `write the ${kind} file too, whenever it differs (after the commit; previous kept as .bak)`,
+      `write the ${kind} file too, whenever it differs (after the commit; the previous file is kept in the backup directory)`,
     )
     .option("-n, --dry-run", "show the diff and what would be sent; send nothing")
     .option("--force", `let an empty --from remove every entry (recorded in the audit log)`)
