@@ -163,3 +163,18 @@ export class ResultExit extends HapopsError {
   readonly exitCode = ExitCode.refusedOrUnverified;
   readonly silent = true;
 }
+
+/**
+ * `hapops shell` from a pipe ends with the exit code of its first failed line, which has already
+ * said what went wrong.
+ */
+export class LineFailed extends HapopsError {
+  readonly code = "LINE_FAILED";
+  readonly silent = true;
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+  ) {
+    super(message);
+  }
+}

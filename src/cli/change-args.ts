@@ -72,10 +72,15 @@ export function buildChangeRequest(
     if (weightText !== undefined) throw new UsageError(`unexpected argument ${weightText}`);
     request = { op, selector, force };
   }
-  return {
-    request,
-    ramp,
-    waitTimeoutMs: parseDuration(flags.waitTimeout ?? "10m", "--wait-timeout"),
-    pollMs: parseDuration(flags.pollInterval ?? "500ms", "--poll-interval"),
-  };
+  // A wait holds two runtime API connections and polls HAProxy: bounded, so that no run (an
+  // operator's mistake or not) can hold the socket for days or poll it in a tight loop.
+  const waitTimeoutMs = parseDuration(flags.waitTimeout ?? "10m", "--wait-timeout");
+  const pollMs = parseDuration(flags.pollInterval ?? "500ms", "--poll-interval");
+  if (waitTimeoutMs > 24 * 3_600_000)
+    throw new UsageError(`--wait-timeout ${flags.waitTimeout} is over the limit of 24h`);
+  if (pollMs < 100)
+    throw new UsageError(`--poll-interval ${flags.pollInterval} is under the floor of 100ms`);
+  if (ramp && ramp.everyMs > 24 * 3_600_000)
+    throw new UsageError(`--every ${flags.every} is over the limit of 24h`);
+  return { request, ramp, waitTimeoutMs, pollMs };
 }

@@ -53,6 +53,9 @@ export function argvOf(cmd: Command): string[] {
   return [...((root as Command & { rawArgs?: string[] }).rawArgs ?? [])];
 }
 
+/** The longest --reason, and the longest word of argv kept in an audit record. */
+export const MAX_TEXT = 1024;
+
 export interface RunFlags {
   readonly op: string;
   readonly readOnly?: boolean;
@@ -76,16 +79,26 @@ export async function withRun(
 ): Promise<void> {
   const s = resolved ?? (await settingsFor(cmd));
   const { startRun } = await import("../engine/run-context.js");
+  // Every record carries the reason and the argv: an unbounded one would fill the audit disk
+  // (and with it refuse every change). Too long is refused, and recorded cut short.
+  const clip = (t: string) => (t.length > MAX_TEXT ? `${t.slice(0, MAX_TEXT)}…(cut)` : t);
+  let refusal = flags.refusal;
+  if (flags.reason !== undefined && flags.reason.length > MAX_TEXT) {
+    const { UsageError } = await import("../errors.js");
+    refusal ??= new UsageError(
+      `--reason is ${flags.reason.length} characters long; the limit is ${MAX_TEXT} (it goes into every audit record)`,
+    );
+  }
   const run = await startRun(
     s,
     {
       op: flags.op,
       readOnly: flags.readOnly ?? false,
-      args: argvOf(cmd),
-      reason: flags.reason,
+      args: argvOf(cmd).map(clip),
+      reason: flags.reason === undefined ? undefined : clip(flags.reason),
       dryRun: flags.dryRun ?? false,
       force: flags.force ?? false,
-      refusal: flags.refusal,
+      refusal,
     },
     process.env,
     (m) => io.err(`hapops: ${m}\n`),

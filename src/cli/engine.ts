@@ -4,7 +4,7 @@ import type { Operation, Report } from "../engine/operation.js";
 import { isHapopsError } from "../errors.js";
 import type { EngineUi } from "../engine/run.js";
 import type { Paint } from "../ops/servers.js";
-import { ask, io, withRun, type RunFlags } from "./context.js";
+import { ask, io, settingsFor, withRun, type RunFlags } from "./context.js";
 import { colors, colorStatus, renderJson } from "./output.js";
 import type { RunContext } from "../engine/run-context.js";
 
@@ -44,55 +44,61 @@ export async function runEngineCommand(
   flags: RunFlags,
   build: (s: Settings, run: RunContext) => Promise<Operation> | Operation,
 ): Promise<void> {
-  await withRun(cmd, flags, async (run, s) => {
-    const abort = new AbortController();
-    const onSigint = () => {
-      process.off("SIGINT", onSigint);
-      abort.abort();
-    };
-    process.on("SIGINT", onSigint);
-    try {
-      let op: Operation;
-      try {
-        op = await build(s, run);
-      } catch (e) {
-        // Refused before anything was planned (bad input): the report says so in the one shape.
-        if (isHapopsError(e) && (e as { report?: Report }).report === undefined)
-          (e as { report?: Report }).report = {
-            op: flags.op,
-            target: s.targetText,
-            dryRun: flags.dryRun ?? false,
-            outcome: e.exitCode === 2 || e.exitCode === 3 ? "refused" : "failed",
-            plan: null,
-            sent: [],
-            verified: false,
-            steps: [],
-          };
-        throw e;
-      }
-      const [{ runOperation }, { realClock }] = await Promise.all([
-        import("../engine/run.js"),
-        import("../engine/wait.js"),
-      ]);
-      const report = await runOperation(
-        {
-          settings: s,
-          journal: run.journal!,
-          authorize: (o, scope) => run.authorize(o, scope),
-          dryRun: flags.dryRun ?? false,
-          ui: engineUi(s),
-          clock: realClock,
-          signal: abort.signal,
-          confirm:
-            process.stdin.isTTY === true && process.stderr.isTTY === true && !s.json
-              ? (q) => ask(q)
-              : undefined,
-        },
-        op,
-      );
-      if (s.json) io.out(renderJson(report));
-    } finally {
-      process.off("SIGINT", onSigint);
-    }
-  });
+  const s = await settingsFor(cmd);
+  try {
+    await withRun(
+      cmd,
+      flags,
+      async (run) => {
+        const abort = new AbortController();
+        const onSigint = () => {
+          process.off("SIGINT", onSigint);
+          abort.abort();
+        };
+        process.on("SIGINT", onSigint);
+        try {
+          const op = await build(s, run);
+          const [{ runOperation }, { realClock }] = await Promise.all([
+            import("../engine/run.js"),
+            import("../engine/wait.js"),
+          ]);
+          const report = await runOperation(
+            {
+              settings: s,
+              journal: run.journal!,
+              authorize: (o, scope) => run.authorize(o, scope),
+              dryRun: flags.dryRun ?? false,
+              ui: engineUi(s),
+              clock: realClock,
+              signal: abort.signal,
+              confirm:
+                process.stdin.isTTY === true && process.stderr.isTTY === true && !s.json
+                  ? (q) => ask(q)
+                  : undefined,
+            },
+            op,
+          );
+          if (s.json) io.out(renderJson(report));
+        } finally {
+          process.off("SIGINT", onSigint);
+        }
+      },
+      s,
+    );
+  } catch (e) {
+    // Refused before anything was planned (bad input, policy): the report says so in the one
+    // shape, with nothing sent.
+    if (isHapopsError(e) && (e as { report?: Report }).report === undefined)
+      (e as { report?: Report }).report = {
+        op: flags.op,
+        target: s.targetText,
+        dryRun: flags.dryRun ?? false,
+        outcome: e.exitCode === 2 || e.exitCode === 3 ? "refused" : "failed",
+        plan: null,
+        sent: [],
+        verified: false,
+        steps: [],
+      };
+    throw e;
+  }
 }

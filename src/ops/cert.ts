@@ -52,6 +52,8 @@ export interface RotateRequest {
   readonly files: InputFiles;
   readonly socket: Target;
   readonly targetText: string;
+  /** Who is acting (the operator under sudo), for the lock others will find. */
+  readonly operator?: string | undefined;
 }
 
 /** What HAProxy and the disk say before a rotation. */
@@ -336,7 +338,7 @@ export function rotateCertOperation(req: RotateRequest): Operation<CertState, Ce
         target: lockTarget,
         file: plan.body.file,
         uid: here.uid,
-        user: here.user,
+        user: req.operator ?? here.user,
       });
       return {
         notice: held.tookOver ? `took over ${describeTakenOver(held.tookOver)}` : undefined,

@@ -1,7 +1,8 @@
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { waitUntil } from "../../src/util/wait.js";
-import { hapops, type CliResult } from "../helpers/cli.js";
+import { hapops, NEUTRAL_AUDIT, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
 
 /**
@@ -82,6 +83,16 @@ describe("the common report of a change (--json)", () => {
     expect(report(r)).toMatchObject({ op: "weight", outcome: "refused", sent: [], plan: null });
   });
 
+  it("a --reason too long for the audit log is refused (exit 2), nothing sent, recorded cut short", async () => {
+    const r = await run(["drain", "be_app/app2", "--reason", "A".repeat(5000)]);
+    expect(r.code).toBe(2);
+    expect(report(r)).toMatchObject({ outcome: "refused", sent: [] });
+    expect(r.stdout).toMatch(/--reason is 5000 characters long; the limit is 1024/);
+    const last = readFileSync(NEUTRAL_AUDIT, "utf8").trim().split("\n").at(-1)!;
+    expect(last.length).toBeLessThan(4000);
+    expect(JSON.parse(last)).toMatchObject({ op: "drain", outcome: "refused" });
+  });
+
   it("a failure keeps what was sent", async () => {
     // A static balance algorithm takes only 0% or 100%: HAProxy refuses the line.
     const r = await run(["weight", "be_hash/x1", "7"]);
@@ -116,7 +127,7 @@ describe("the common report of a change (--json)", () => {
       "--wait-timeout",
       "300ms",
       "--poll-interval",
-      "50ms",
+      "100ms",
     ]);
     expect(r.code).toBe(6);
     const rep = report(r);

@@ -69,7 +69,7 @@ describe("hapops shell", () => {
     expect(r.stdout).toMatch(/be_api\/api1 {2}READY -> DRAIN/);
     expect(r.stdout).toMatch(/be_api\/api1 {2}DRAIN -> READY/);
     expect(r.stderr).toMatch(/unknown command 'bogus-command'/);
-    expect(r.status).toBe(1);
+    expect(r.status).toBe(2); // the first failure: an unknown command is a usage error
     expect(await admin("be_api/api1")).toBe("READY");
   });
 

@@ -107,12 +107,22 @@ describe("printAuditTail for people", () => {
     // Only the table's own newlines are raw.
     expect(out.replace(/\n/g, "")).not.toMatch(RAW);
     expect(out.trimEnd().split("\n")).toHaveLength(3);
-    expect(out).toContain("ok\\x1b[1A\\x1b[2K\\r2  2025-01-02 03:04:05  bob");
+    expect(out).toContain("ok\\x1b[1A\\x1b[2K\\r2 2025-01-02 03:04:05 bob");
     expect(out).toContain("mal\\x1b]0;title\\x07lory");
     expect(out).toContain("drain\\u202e");
     expect(out).toContain("result\\x9b");
     expect(out).toContain("set server be_app/app1\\u2028state drain");
     expect(out).toContain("oops\\x1b[31m\\x00\\x07\\x1b\\x7f\\x85\\x9b\\u200e\\u202e");
+  });
+
+  it("keeps a padded reason on its own row: spaces collapsed and cut, so no forged row wraps in", () => {
+    const forged = `${" ".repeat(150)}4    2026-12-02 07:54:02  bob  maint  result  ok  set server be_app/app1 state maint`;
+    const out = printAuditTail([record({ reason: forged })], { json: false, color: false });
+    const lines = out.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[1]!.length).toBeLessThan(260);
+    expect(lines[1]).not.toMatch(/ {3}4 {4}2026/);
+    expect(lines[1]).toMatch(/…$/);
   });
 
   it("survives fields of the wrong type in a hand-edited line", () => {

@@ -43,6 +43,19 @@ export function jsonLine(record: unknown): string {
   });
 }
 
+/**
+ * A free-text field in a table cell: one line, runs of spaces collapsed, cut to `max`. Padding
+ * wide enough to wrap would otherwise draw a line of its own that passes for a record.
+ */
+function cell(value: unknown, max = 60): string {
+  return clip(shown(value), max);
+}
+
+function clip(text: string, max: number): string {
+  const one = text.replace(/\s+/g, " ").trim();
+  return one.length > max ? one.slice(0, max - 1) + "…" : one;
+}
+
 /** A field of a record as shown to people: escaped, whatever its type in the line. */
 function shown(value: unknown): string {
   if (value === null || value === undefined) return "-";
@@ -77,12 +90,14 @@ export function printAuditTail(
     records.map((r) => [
       shown(r.seq),
       shown(r.ts).replace("T", " ").slice(0, 19),
-      shown(r.operator) + (r.sudo ? "" : c.dim(" (no sudo)")),
-      shown(r.op) + (r.dryRun ? c.dim(" (dry run)") : "") + (r.force ? c.yellow(" --force") : ""),
+      cell(r.operator, 32) + (r.sudo ? "" : c.dim(" (no sudo)")),
+      cell(r.op, 32) +
+        (r.dryRun ? c.dim(" (dry run)") : "") +
+        (r.force ? c.yellow(" --force") : ""),
       shown(r.phase),
       outcome(r),
-      detail(r),
-      shown(r.reason),
+      clip(detail(r), 100),
+      cell(r.reason),
     ]),
   );
 }

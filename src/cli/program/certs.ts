@@ -97,6 +97,7 @@ async function runRotateCommand(target: string, flags: RotateFlags, cmd: Command
         files: run.files,
         socket: s.target,
         targetText: s.targetText,
+        operator: run.identity?.operator,
       });
     },
   );

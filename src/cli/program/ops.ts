@@ -41,8 +41,14 @@ export function registerOpsCommands(
         historyFile: defaultHistoryFile(process.env, s.sudo),
       });
       if (code !== 0) {
-        const { ResultExit } = await import("../../errors.js");
-        throw new ResultExit(`a command in the shell failed (exit ${code})`);
+        const { LineFailed, ExitCode } = await import("../../errors.js");
+        const known = Object.values(ExitCode) as number[];
+        throw new LineFailed(
+          `a command in the shell failed (exit ${code})`,
+          (known.includes(code)
+            ? code
+            : ExitCode.refusedOrUnverified) as (typeof ExitCode)[keyof typeof ExitCode],
+        );
       }
     });
 
