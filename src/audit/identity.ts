@@ -1,7 +1,7 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { GuardError } from "../errors.js";
-import { runTool } from "../host/tools.js";
+import { runTool } from "../util/tools.js";
 
 /**
  * Who is acting. Under sudo the operator is SUDO_USER, checked against SUDO_UID in the passwd

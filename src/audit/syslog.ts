@@ -1,4 +1,4 @@
-import { runToolAsync } from "../host/tools.js";
+import { runToolAsync } from "../util/tools.js";
 import { createSocket } from "node:dgram";
 import { connect } from "node:net";
 import { hostname } from "node:os";

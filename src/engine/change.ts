@@ -2,11 +2,9 @@ import { showStat } from "../commands/builders.js";
 import { levelAtLeast, type Level } from "../commands/levels.js";
 import type { Settings } from "../config/settings.js";
 import { LevelError } from "../errors.js";
-import type { ServerFacts } from "../ops/plan.js";
 import { StatParser, toStatEntry } from "../parse/stat.js";
 import type { RuntimeSession } from "../runtime/session.js";
 import { openSession } from "./connect.js";
-import { fetchServers } from "./state.js";
 
 /**
  * Two connections for a change: `read` is lowered to user level and does every read (planning,
@@ -73,23 +71,6 @@ export async function checkWriteLevel(
       { target, level, needs: need },
     ),
   };
-}
-
-/** Live facts for planning: `show servers state` joined with `show stat` (scur). */
-export async function readFacts(read: RuntimeSession, backend?: string): Promise<ServerFacts[]> {
-  const servers = await fetchServers(read, backend);
-  return servers.map((s) => ({
-    backend: s.backend,
-    server: s.server,
-    address: s.address,
-    port: s.port,
-    operational: s.operational,
-    admin: s.admin,
-    adminFlags: s.adminFlags,
-    weight: s.weight,
-    initialWeight: s.initialWeight,
-    sessions: s.stat?.scur,
-  }));
 }
 
 /** Hints for HAProxy's refusals of `set server`, keyed by the start of its message. */

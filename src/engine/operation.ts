@@ -1,6 +1,9 @@
 import type { RuntimeCommand } from "../commands/builders.js";
 import type { Level } from "../commands/levels.js";
 import type { HapopsError } from "../errors.js";
+import type { Scope } from "../policy/policy.js";
+
+export type { Scope };
 import type { ChangeSessions } from "./change.js";
 
 /**
@@ -10,20 +13,6 @@ import type { ChangeSessions } from "./change.js";
  * plan's scope, check the level, evaluate the guards (the same verdict in a dry run), record the
  * intent, run the steps, read back, verify, record the result.
  */
-
-/** Every object a plan touches, by kind: what a policy's scope is checked against. */
-export interface Scope {
-  /** `backend/server` */
-  readonly servers?: readonly string[];
-  /** stick-table names */
-  readonly tables?: readonly string[];
-  /** map and ACL files (or `#<id>` references) */
-  readonly maps?: readonly string[];
-  /** certificate files and the DNS names they cover */
-  readonly certs?: readonly { readonly file: string; readonly names: readonly string[] }[];
-  /** A raw line whose objects could not all be named: only an unscoped group may send it. */
-  readonly unnamed?: string;
-}
 
 /** A safety check of the plan. A failed guard refuses the run unless it was forced. */
 export interface Guard {

@@ -5,7 +5,7 @@ import { parseSyslogTarget } from "../audit/syslog.js";
 import type { Settings } from "../config/settings.js";
 import { ConfigError, isHapopsError, type HapopsError } from "../errors.js";
 import { operatorFiles, ownFiles, type InputFiles } from "../host/input-files.js";
-import { runTool } from "../host/tools.js";
+import { runTool } from "../util/tools.js";
 import type { Scope } from "./operation.js";
 import { enforcePolicy } from "../policy/policy.js";
 

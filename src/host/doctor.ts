@@ -1,4 +1,4 @@
-import { runTool } from "./tools.js";
+import { runTool } from "../util/tools.js";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { readConfigFile, SYSTEM_CONFIG } from "../config/load.js";

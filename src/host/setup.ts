@@ -14,7 +14,7 @@ import {
 import { dirname, join } from "node:path";
 import { SYSTEM_CONFIG } from "../config/load.js";
 import { EnvironmentError, UsageError } from "../errors.js";
-import { runTool, SAFE_PATH } from "./tools.js";
+import { runTool, SAFE_PATH } from "../util/tools.js";
 
 export interface SetupOptions {
   readonly group: string;

@@ -1,5 +1,6 @@
 import type { ChangeSessions } from "../engine/change.js";
-import { readFacts } from "../engine/change.js";
+import type { RuntimeSession } from "../runtime/session.js";
+import { fetchServers } from "../engine/state.js";
 import type { Guard, Operation, Plan, Step, Verification } from "../engine/operation.js";
 import { GuardError, VerificationError } from "../errors.js";
 import {
@@ -13,6 +14,23 @@ import {
 } from "./plan.js";
 import { formatDuration } from "../util/duration.js";
 import { listSelector, selectorBackend } from "./selector.js";
+
+/** Live facts for planning: `show servers state` joined with `show stat` (scur). */
+async function readFacts(read: RuntimeSession, backend?: string): Promise<ServerFacts[]> {
+  const servers = await fetchServers(read, backend);
+  return servers.map((s) => ({
+    backend: s.backend,
+    server: s.server,
+    address: s.address,
+    port: s.port,
+    operational: s.operational,
+    admin: s.admin,
+    adminFlags: s.adminFlags,
+    weight: s.weight,
+    initialWeight: s.initialWeight,
+    sessions: s.stat?.scur,
+  }));
+}
 
 /** How human lines are painted; the CLI passes colours (or none). */
 export interface Paint {

@@ -1,6 +1,18 @@
 import { PolicyError } from "../errors.js";
 
-import type { Scope } from "../engine/operation.js";
+/** Every object a plan touches, by kind: what a policy's scope is checked against. */
+export interface Scope {
+  /** `backend/server` */
+  readonly servers?: readonly string[];
+  /** stick-table names */
+  readonly tables?: readonly string[];
+  /** map and ACL files (or `#<id>` references) */
+  readonly maps?: readonly string[];
+  /** certificate files and the DNS names they cover */
+  readonly certs?: readonly { readonly file: string; readonly names: readonly string[] }[];
+  /** A raw line whose objects could not all be named: only an unscoped group may send it. */
+  readonly unnamed?: string;
+}
 
 /**
  * Who may run what: `policy.groups.<unix group>` lists operations (CLI command names, `read`

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EnvironmentError } from "../errors.js";
-import { runToolAsync } from "../host/tools.js";
+import { runToolAsync } from "../util/tools.js";
 
 export interface IssuedCert {
   /** Certificate (PEM). */

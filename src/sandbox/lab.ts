@@ -3,7 +3,7 @@ import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { showInfo, showStat } from "../commands/builders.js";
 import { EnvironmentError } from "../errors.js";
-import { tool, toolEnv } from "../host/tools.js";
+import { tool, toolEnv } from "../util/tools.js";
 import { parseStat, toStatEntry } from "../parse/stat.js";
 import { RuntimeSession } from "../runtime/session.js";
 import { connect } from "../transport/connect.js";
