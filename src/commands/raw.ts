@@ -1,6 +1,6 @@
 import { ValidationError } from "../errors.js";
 import type { RuntimeCommand } from "./builders.js";
-import type { CommandSpec } from "./grammar.js";
+import { GRAMMAR, type CommandName, type CommandSpec } from "./grammar.js";
 import type { Level } from "./levels.js";
 
 /**
@@ -24,6 +24,20 @@ interface RawEntry {
   readonly mutates: boolean;
   /** What a change touches; reads touch nothing. */
   readonly objects?: RawObjects;
+}
+
+/**
+ * A command hapops also sends itself: its words, level and effect come from the grammar table,
+ * the one source of those facts; the raw table adds only what a raw line names.
+ */
+function known(name: CommandName, objects?: RawObjects): RawEntry {
+  const spec = GRAMMAR[name];
+  return {
+    words: spec.words,
+    level: spec.level,
+    mutates: spec.mutates,
+    ...(spec.mutates && objects ? { objects } : {}),
+  };
 }
 
 function read(words: string, level: Level): RawEntry {
@@ -51,14 +65,14 @@ const wholeProcess = { kind: "unnamed", why: "changes the whole process" } as co
 // Levels measured on 2.6 where they differ from what one might expect: map and ACL changes
 // answer at user level; `show table <name>` lists entries only from operator level.
 const RAW: readonly RawEntry[] = [
-  read("show info", "user"),
-  read("show stat", "user"),
-  read("show servers state", "user"),
+  known("showInfo"),
+  known("showStat"),
+  known("showServersState"),
   read("show servers conn", "user"),
-  read("show backend", "user"),
-  read("show table", "operator"),
-  read("show cli level", "user"),
-  read("show cli sockets", "user"),
+  known("showBackend"),
+  known("showTable"),
+  known("showCliLevel"),
+  known("showCliSockets"),
   read("show env", "operator"),
   read("show errors", "operator"),
   read("show sess", "operator"),
@@ -72,26 +86,26 @@ const RAW: readonly RawEntry[] = [
   read("show startup-logs", "operator"),
   read("show schema json", "user"),
   read("show version", "user"),
-  read("show map", "user"),
-  read("show acl", "user"),
-  read("show ssl cert", "operator"),
+  known("showMap"),
+  known("showAcl"),
+  known("showSslCert"),
   read("show ssl crt-list", "operator"),
   read("show ssl ca-file", "operator"),
   read("show ssl crl-file", "operator"),
-  read("get map", "user"),
-  read("get acl", "user"),
+  known("getMap"),
+  known("getAcl"),
   read("get weight", "user"),
   read("help", "user"),
-  change("set server", "admin", server),
+  known("setServerState", server),
   change("set weight", "admin", server),
   change("set maxconn server", "admin", server),
   change("set maxconn frontend", "admin", frontend),
   change("set maxconn global", "admin", wholeProcess),
   change("set rate-limit", "admin", wholeProcess),
-  change("set table", "operator", table),
-  change("set map", "user", map),
+  known("setTable", table),
+  known("setMap", map),
   // This session's idle timeout only.
-  read("set timeout cli", "user"),
+  known("setTimeoutCli"),
   change("enable server", "admin", server),
   change("disable server", "admin", server),
   change("enable frontend", "admin", frontend),
@@ -106,20 +120,20 @@ const RAW: readonly RawEntry[] = [
     kind: "unnamed",
     why: "resets the counters of every proxy and server",
   }),
-  change("clear table", "operator", table),
-  change("clear map", "user", versionedMap),
-  change("clear acl", "user", versionedMap),
-  change("add map", "user", versionedMap),
-  change("add acl", "user", versionedMap),
-  change("del map", "user", map),
-  change("del acl", "user", map),
+  known("clearTable", table),
+  known("clearMap", versionedMap),
+  known("clearAcl", versionedMap),
+  known("addMap", versionedMap),
+  known("addAcl", versionedMap),
+  known("delMap", map),
+  known("delAcl", map),
   change("shutdown session", "admin", {
     kind: "unnamed",
     why: "names a stream by its id, not the server or frontend it belongs to",
   }),
   change("shutdown sessions server", "admin", server),
   change("shutdown frontend", "admin", frontend),
-  change("abort ssl cert", "admin", { kind: "certs", at: 0 }),
+  known("abortSslCert", { kind: "certs", at: 0 }),
 ];
 
 /** Refused outright, with the reason (checked before the table). */
