@@ -21,7 +21,7 @@ export interface ChangeSessions {
 export async function openChangeSessions(
   settings: Settings,
   purpose: string,
-  readLevel: "user" | "operator" = "user",
+  readLevel: Level = "user",
   oneSession?: Level,
 ): Promise<ChangeSessions> {
   if (oneSession !== undefined) {
@@ -42,7 +42,7 @@ export async function openChangeSessions(
     RuntimeSession,
     RuntimeSession,
   ];
-  void read.lowerTo(readLevel).catch(() => undefined);
+  if (readLevel !== "admin") void read.lowerTo(readLevel).catch(() => undefined);
   return {
     read,
     write,

@@ -132,7 +132,7 @@ export interface Operation<S = unknown, B = unknown> {
   /** Policy operation name ("drain", "table set", "map replace", "rotate-cert", "raw"). */
   readonly op: string;
   /** The session level reads need ("operator" for tables and certificates). */
-  readonly readLevel: "user" | "operator";
+  readonly readLevel: "user" | "operator" | "admin";
   /**
    * One connection instead of two, lowered to this level (unless admin) for everything the
    * operation sends: raw, which reads nothing back, sends its line at the line's own level and

@@ -16,6 +16,12 @@ import { StatParser, toStatEntry, type StatEntry } from "../parse/stat.js";
 import { parseTableList } from "../parse/table.js";
 import { suggestion } from "../util/suggest.js";
 import { withSession } from "./connect.js";
+import { getMap, showMap, showMaps, type MapKind } from "../commands/builders.js";
+import { findMap, parseLookup, readEntries } from "../ops/map.js";
+import { findTable, parseFilter, readTableDef, selection, streamEntries } from "../ops/table.js";
+import { parseMapList, type MapEntry, type MapInfo } from "../parse/map.js";
+import type { TableEntry, TableInfo } from "../parse/table.js";
+import type { RuntimeSession } from "../runtime/session.js";
 import { fetchServers, rethrowUnknownBackend, type ServerView } from "./state.js";
 
 /**
@@ -179,5 +185,97 @@ export async function readNames(settings: Settings): Promise<LiveNames> {
       backends: backends!.filter((l) => !l.startsWith("#")),
       tables: parseTableList(tables!).map((t) => t.name),
     };
+  });
+}
+
+export interface TableShowRequest {
+  readonly table: string;
+  readonly key?: string | undefined;
+  /** `data.<type> <op> <value>`, as three words. */
+  readonly filter?: readonly string[] | undefined;
+}
+
+/**
+ * Show a stick table. Entries are handed to `onEntry` as they are parsed, so a table with a
+ * million entries is streamed, not held. Needs operator level: below it HAProxy prints only
+ * the header and "# contents not dumped due to insufficient privileges" (measured on 2.6).
+ */
+export async function runTableShow(
+  settings: Settings,
+  req: TableShowRequest,
+  onEntry: (entry: TableEntry) => void,
+  onInfo?: (info: TableInfo) => void,
+): Promise<TableInfo> {
+  const name = validateName("table name", req.table);
+  const filter = parseFilter(req.filter);
+  return withSession(settings, "hapops table show", async (session) => {
+    await session.lowerTo("operator");
+    const info = await findTable(session, name);
+    onInfo?.(info);
+    const sel = selection(info, req.key, filter, readTableDef(settings.haproxyConfig, name));
+    const parser = await streamEntries(session, settings.targetText, name, sel, onEntry);
+    return parser.header ?? info;
+  });
+}
+
+/**
+ * Entries of each map's live version. `entry_cnt` also counts entries of versions prepared but
+ * not committed (an interrupted replace), and on 2.6 a refused `add` can leave it off by one
+ * (measured), so the live version is counted instead.
+ */
+async function withLiveCounts(session: RuntimeSession, kind: MapKind, maps: MapInfo[]) {
+  const out: MapInfo[] = [];
+  for (const m of maps) {
+    let n = 0;
+    await session.stream(showMap(kind, `#${m.id}`), (l) => {
+      if (l.startsWith("0x")) n++;
+    });
+    out.push({ ...m, entries: n });
+  }
+  return out;
+}
+
+/** Every map (or ACL) with its live count, or the entries of one. */
+export interface MapShow {
+  readonly maps?: MapInfo[];
+  readonly entries?: MapEntry[];
+}
+
+// Map and ACL reads keep the socket's level: HAProxy 3.4 answers "Permission denied" to them
+// below admin (measured), while 2.6 takes them at user level.
+export async function runMapShow(
+  settings: Settings,
+  kind: MapKind,
+  ref: string | undefined,
+): Promise<MapShow> {
+  return withSession(settings, `hapops ${kind} show`, async (session) => {
+    if (ref === undefined)
+      return {
+        maps: await withLiveCounts(session, kind, parseMapList(await session.run(showMaps(kind)))),
+      };
+    await findMap(session, kind, ref);
+    return { entries: await readEntries(session, kind, ref) };
+  });
+}
+
+export interface MapLookup {
+  readonly ref: string;
+  readonly value: string;
+  readonly found: boolean;
+  readonly mapped?: string | undefined;
+  readonly pattern?: string | undefined;
+}
+
+export async function runMapGet(
+  settings: Settings,
+  kind: MapKind,
+  ref: string,
+  value: string,
+): Promise<MapLookup> {
+  const cmd = getMap(kind, ref, value);
+  return withSession(settings, `hapops ${kind} get`, async (session) => {
+    await findMap(session, kind, ref);
+    const { found, value: mapped, pattern } = parseLookup((await session.run(cmd)).join(" "));
+    return { ref, value, found, mapped, pattern };
   });
 }

@@ -247,6 +247,13 @@ export class RuntimeSession {
     const socketLevel = this.openedAt ?? have;
     const levelText =
       socketLevel === undefined ? "below what it needs" : `at level '${socketLevel}'`;
+    // HAProxy said "Permission denied" although the level hapops knows for the command is met:
+    // this version asks for more (3.4 wants admin for map and ACL commands, measured).
+    if (have !== undefined && levelAtLeast(have, need))
+      return new LevelError(
+        `HAProxy answered "Permission denied" to ${purpose} at level '${have}': this HAProxy version needs a higher level for it than ${need} — use a socket whose \`stats socket\` line has \`level admin\``,
+        { target: this.opts.target, level: have, needs: "admin", command: command.line },
+      );
     return new LevelError(
       `socket ${this.opts.target} is ${levelText}; ${purpose} needs '${need}' — use a socket whose \`stats socket\` line has \`level ${need}\` or higher`,
       { target: this.opts.target, level: socketLevel, needs: need, command: command.line },

@@ -24,7 +24,7 @@ import { useLab } from "../helpers/lab.js";
  * disk: the result must still be recorded (from the reserve), or the operator must be told
  * exactly what was applied. Real HAProxy, real tmpfs, the built CLI as a child process.
  */
-const BIG = 60;
+const BIG = 150;
 const lab = useLab({
   backends: [
     { name: "be_app", servers: [{ name: "app1" }, { name: "app2" }] },
@@ -38,7 +38,7 @@ const lab = useLab({
 
 const bigLines = Array.from({ length: BIG }, (_, i) => `set server be_big/s${i} state drain`);
 // Records larger than a page, so that none fits in the slack of the log's last page.
-const reason = `full-disk test ${"r".repeat(5000)}`;
+const reason = `full-disk test ${"r".repeat(1000)}`;
 
 const isRoot = process.getuid?.() === 0;
 /** Mounting needs root and a kernel that lets this sandbox mount (CI does). */
@@ -318,26 +318,29 @@ describe.runIf(canMount)("the audit disk fills after the intent", () => {
 
   it("drain --wait --then maint: a disk that fills during the wait stops the maint, and the error says the drain was sent", async () => {
     const disk = smallDisk();
-    // A long request on w1: w2 out of the way while it is made.
-    expect((await hapops(["-s", lab().sockets.admin, "maint", "be_wait/w2"])).code).toBe(0);
+    // A long request on one server of be_big (routed by path), which the drain then waits for.
     const slow = new Promise<void>((resolve) => {
-      request({ host: "127.0.0.1", port: lab().httpPort, path: "/wait/slow?ms=600000" }, (res) => {
+      request({ host: "127.0.0.1", port: lab().httpPort, path: "/big/slow?ms=600000" }, (res) => {
         res.resume();
         res.on("end", resolve).on("error", () => resolve());
       })
         .on("error", () => resolve())
         .end();
     });
-    await waitUntil(() => (lab().backends.get("be_wait/w1")!.inFlight === 1 ? true : undefined), {
-      what: "the slow request to reach w1",
-      timeoutMs: 5000,
-    });
-    expect((await hapops(["-s", lab().sockets.admin, "ready", "be_wait/w2"])).code).toBe(0);
+    const busy = await waitUntil(
+      () => {
+        for (const [name, b] of lab().backends)
+          if (name.startsWith("be_big/") && b.inFlight === 1) return name;
+        return undefined;
+      },
+      { what: "the slow request to reach a server of be_big", timeoutMs: 5000 },
+    );
 
     const running = start(
       [
         "drain",
-        "be_wait/w1",
+        "be_big/*",
+        "--force",
         "--wait",
         "--then",
         "maint",
@@ -353,21 +356,25 @@ describe.runIf(canMount)("the audit disk fills after the intent", () => {
       { what: "the drain's result in the log", timeoutMs: 10_000 },
     );
     disk.fill();
-    // The session ends, so the wait ends and hapops moves on to the maint.
-    expect(await haproxy("shutdown sessions server be_wait/w1")).not.toMatch(/No such/);
+    // The session ends, so the wait ends and hapops moves on to the maint, whose intent (150
+    // lines, larger than a page) no longer fits.
+    expect(await haproxy(`shutdown sessions server ${busy}`)).not.toMatch(/No such/);
     const r = await running;
     await slow;
 
-    expect(r.code).toBe(5);
+    expect(r.code, r.stderr).toBe(5);
     expect(r.stderr).toMatch(
-      /disk is full; refusing to act without a record \(nothing more was sent; the 1 line this run sent before is recorded\)/,
+      new RegExp(
+        `disk is full; refusing to act without a record \\(nothing more was sent; the ${BIG} lines this run sent before are recorded\\)`,
+      ),
     );
     expect(r.stderr).not.toMatch(/\(nothing was sent\)/);
-    expect((await admins("be_wait")).get("w1")).toBe("DRAIN");
+    expect([...(await admins("be_big")).values()]).toEqual(Array(BIG).fill("DRAIN"));
     const rs = records(disk.log);
     expect(rs.map((x) => [x.phase, x.outcome, x.commands])).toEqual([
-      ["intent", null, ["set server be_wait/w1 state drain"]],
-      ["result", "ok", ["set server be_wait/w1 state drain"]],
+      ["intent", null, bigLines],
+      ["result", "ok", bigLines],
     ]);
+    await hapops(["-s", lab().sockets.admin, "ready", "be_big/*"]);
   });
 });

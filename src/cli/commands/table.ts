@@ -1,38 +1,4 @@
-import { validateName } from "../../commands/validate.js";
-import type { Settings } from "../../config/settings.js";
-import { withSession } from "../../engine/connect.js";
-import { findTable, parseFilter, readTableDef, selection, streamEntries } from "../../ops/table.js";
 import type { TableEntry, TableInfo } from "../../parse/table.js";
-
-export interface TableShowRequest {
-  readonly table: string;
-  readonly key?: string | undefined;
-  /** `data.<type> <op> <value>`, as three words. */
-  readonly filter?: readonly string[] | undefined;
-}
-
-/**
- * Show a stick table. Entries are handed to `onEntry` as they are parsed, so a table with a
- * million entries is streamed, not held. Needs operator level: below it HAProxy prints only
- * the header and "# contents not dumped due to insufficient privileges" (measured on 2.6).
- */
-export async function runTableShow(
-  settings: Settings,
-  req: TableShowRequest,
-  onEntry: (entry: TableEntry) => void,
-  onInfo?: (info: TableInfo) => void,
-): Promise<TableInfo> {
-  const name = validateName("table name", req.table);
-  const filter = parseFilter(req.filter);
-  return withSession(settings, "hapops table show", async (session) => {
-    await session.lowerTo("operator");
-    const info = await findTable(session, name);
-    onInfo?.(info);
-    const sel = selection(info, req.key, filter, readTableDef(settings.haproxyConfig, name));
-    const parser = await streamEntries(session, settings.targetText, name, sel, onEntry);
-    return parser.header ?? info;
-  });
-}
 
 /**
  * Human output that streams: column widths come from the first `batch` entries, later rows are

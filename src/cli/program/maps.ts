@@ -17,8 +17,11 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
     .action(async (r: string | undefined, _o: object, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, `${kind} show`);
-      const { runMapShow } = await import("../commands/map.js");
-      io.out(await runMapShow(s, kind, r));
+      const [{ runMapShow }, { printMapShow }] = await Promise.all([
+        import("../../engine/reads.js"),
+        import("../commands/map.js"),
+      ]);
+      io.out(printMapShow(kind, await runMapShow(s, kind, r), s.json));
     });
   group
     .command("get")
@@ -30,8 +33,11 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
     .action(async (r: string, v: string, _o: object, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, `${kind} get`);
-      const { runMapGet } = await import("../commands/map.js");
-      io.out(await runMapGet(s, kind, r, v));
+      const [{ runMapGet }, { printMapGet }] = await Promise.all([
+        import("../../engine/reads.js"),
+        import("../commands/map.js"),
+      ]);
+      io.out(printMapGet(kind, await runMapGet(s, kind, r, v), s.json));
     });
   const entryOps: ("add" | "set" | "del")[] =
     kind === "map" ? ["add", "set", "del"] : ["add", "del"];

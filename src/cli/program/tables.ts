@@ -67,18 +67,19 @@ export function registerTableCommands(program: Command): void {
     .action(async (name: string, opts: { key?: string; filter?: string[] }, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "table show");
-      const [mod, { entryJson }] = await Promise.all([
+      const [mod, { entryJson }, { runTableShow }] = await Promise.all([
         import("../commands/table.js"),
         import("../../ops/table.js"),
+        import("../../engine/reads.js"),
       ]);
       if (s.json) {
-        await mod.runTableShow(s, { table: name, key: opts.key, filter: opts.filter }, (e) =>
+        await runTableShow(s, { table: name, key: opts.key, filter: opts.filter }, (e) =>
           io.out(JSON.stringify(entryJson(name, e)) + "\n"),
         );
         return;
       }
       const printer = new mod.EntryPrinter((t) => io.out(t));
-      await mod.runTableShow(
+      await runTableShow(
         s,
         { table: name, key: opts.key, filter: opts.filter },
         (e) => printer.push(e),
