@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -55,5 +55,17 @@ describe.each(versions)("HAProxy $version", ({ bin }) => {
     const real = await run(["maint", "be_app/app2"]);
     expect(dry.code).toBe(real.code);
     expect((await run(["ready", "be_app/*"])).code).toBe(0);
+  });
+
+  it("shows and replaces a map (3.4 wants admin for map commands, reads included)", async () => {
+    const shown = await run(["map", "show", lab.mapFile, "--json"]);
+    expect(shown.code, shown.stderr).toBe(0);
+    const from = join(dir, "next.map");
+    writeFileSync(from, "example.com platinum\nmatrix.example tin\n");
+    const r = await run(["map", "replace", lab.mapFile, "--from", from, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(json<{ verified: boolean }>(r).verified).toBe(true);
+    const get = await run(["map", "get", lab.mapFile, "matrix.example", "--json"]);
+    expect(json<{ value: string }>(get).value).toBe("tin");
   });
 });
