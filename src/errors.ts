@@ -52,6 +52,7 @@ export class SocketError extends HapopsError {
   constructor(
     readonly code:
       | "SOCKET_NOT_FOUND"
+      | "NOT_A_SOCKET"
       | "CONNECTION_REFUSED"
       | "SOCKET_PERMISSION"
       | "CONNECT_FAILED"

@@ -28,7 +28,7 @@ Exit codes:
   cut off, or level too low   5 audit log unavailable   6 a wait timed out   130 Ctrl-C
 `;
 
-export function buildProgram(): Command {
+export function buildProgram(json = false): Command {
   const program = new Command("hapops")
     .description("Safe, audited operations on HAProxy through its runtime API")
     .version(VERSION, "-V, --version")
@@ -54,9 +54,17 @@ export function buildProgram(): Command {
     .configureOutput({
       writeOut: (t) => io.out(t),
       writeErr: (t) => io.err(t),
-      // One line, in the same form as hapops' own errors.
-      outputError: (t, write) =>
-        write(`hapops: ${t.replace(/^error: /, "").trimEnd()} (see --help)\n`),
+      // One line, in the same form as hapops' own errors; under --json, the JSON error shape.
+      outputError: (t, write) => {
+        const message = `${t.replace(/^error: /, "").trimEnd()} (see --help)`;
+        if (json)
+          io.out(
+            JSON.stringify({
+              error: { code: "USAGE", exitCode: ExitCode.usage, message },
+            }) + "\n",
+          );
+        else write(`hapops: ${message}\n`);
+      },
     });
 
   // Every action, whatever the command, passes the gate first.
@@ -95,11 +103,56 @@ export function reportError(e: unknown, json: boolean): number {
   return err.exitCode;
 }
 
+/** Every option of the program and its commands, by flag: whether it takes a value. */
+function optionArity(program: Command): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  const walk = (c: Command) => {
+    for (const o of c.options)
+      for (const f of [o.short, o.long]) if (f) out.set(f, o.required || o.optional);
+    c.commands.forEach(walk);
+  };
+  walk(program);
+  return out;
+}
+
+/**
+ * Users type a command's flags before it as often as after it (`hapops --dry-run drain x`):
+ * options in front of the command that are not the program's own move after its words, values
+ * and all. Nothing else changes, so what commander then refuses is still refused.
+ */
+export function commandFirst(program: Command, argv: readonly string[]): string[] {
+  const own = new Map<string, boolean>();
+  for (const o of program.options)
+    for (const f of [o.short, o.long]) if (f) own.set(f, o.required || o.optional);
+  const anywhere = optionArity(program);
+  const names = new Set(program.commands.flatMap((c) => [c.name(), ...c.aliases()]));
+  const kept: string[] = [];
+  const moved: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    if (names.has(a)) {
+      if (moved.length === 0) return [...argv];
+      return [...kept, ...argv.slice(i), ...moved];
+    }
+    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    const takesValue = !a.includes("=") && i + 1 < argv.length;
+    if (own.has(flag)) {
+      kept.push(a);
+      if (own.get(flag) && takesValue) kept.push(argv[++i]!);
+    } else if (a.startsWith("-") && anywhere.has(flag)) {
+      moved.push(a);
+      if (anywhere.get(flag) && takesValue) moved.push(argv[++i]!);
+    } else return [...argv];
+  }
+  return [...argv];
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
   const json = argv.includes("--json");
+  const program = buildProgram(json);
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(commandFirst(program, argv), { from: "user" });
     return ExitCode.ok;
   } catch (e) {
     // Commander has printed its message (or the help); --help and --version exit 0.

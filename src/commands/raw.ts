@@ -120,6 +120,11 @@ const RAW: readonly RawEntry[] = [
     kind: "unnamed",
     why: "resets the counters of every proxy and server",
   }),
+  // `clear counters all` also resets the max values and needs admin (measured on 2.6).
+  change("clear counters all", "admin", {
+    kind: "unnamed",
+    why: "resets every counter and maximum of the process",
+  }),
   known("clearTable", table),
   known("clearMap", versionedMap),
   known("clearAcl", versionedMap),

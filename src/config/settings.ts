@@ -153,6 +153,11 @@ export async function resolveSettings(
     throw new PolicyError(
       `-s ${flags.socket} is refused under sudo: use a target named in ${SYSTEM_CONFIG} (${Object.keys(file.targets ?? {}).join(", ") || "none defined"})`,
     );
+  // A bare word is a target's name, not a path: say which names there are.
+  if (!named && /^[A-Za-z0-9_.-]+$/.test(socketText) && !existsSync(socketText))
+    throw new UsageError(
+      `no target named ${socketText}${configPath ? ` in ${configPath}` : ""} (targets: ${Object.keys(file.targets ?? {}).join(", ") || "none defined"}); give a configured name or a socket path such as /run/haproxy/admin.sock`,
+    );
   const targetText = named ? named.socket : socketText;
   const target = parseTarget(targetText);
 

@@ -73,6 +73,8 @@ export interface CertState {
 interface CertBody {
   readonly file: string;
   readonly leaf: CertFacts;
+  /** --persist found the new certificate already in the file: nothing to write. */
+  readonly alreadyOnDisk: boolean;
 }
 
 /** Find the loaded file: the path itself, or the one certificate whose names cover a domain. */
@@ -178,6 +180,7 @@ export function rotateCertOperation(req: RotateRequest): Operation<CertState, Ce
       // --persist writes as root: only a local, regular file root alone can change, and only
       // over the certificate HAProxy serves (a file changed behind its back is not overwritten).
       let persist = req.persist;
+      let alreadyOnDisk = false;
       if (req.persist) {
         if (req.socket.kind !== "unix")
           throw new UsageError(
@@ -207,7 +210,10 @@ export function rotateCertOperation(req: RotateRequest): Operation<CertState, Ce
             ),
           });
         // Already on disk: nothing to write.
-        if (onDiskIsNew) persist = false;
+        if (onDiskIsNew) {
+          persist = false;
+          alreadyOnDisk = true;
+        }
       }
 
       const setCmd = setSslCert(file, bundle.payload);
@@ -327,7 +333,7 @@ export function rotateCertOperation(req: RotateRequest): Operation<CertState, Ce
         json: { file, old, new: fresh, persist },
         report: { file, old, new: fresh, persisted: null },
         detail: { file, old, new: fresh },
-        body: { file, leaf: bundle.leaf },
+        body: { file, leaf: bundle.leaf, alreadyOnDisk },
       };
     },
     async lock(plan) {
@@ -360,9 +366,11 @@ export function rotateCertOperation(req: RotateRequest): Operation<CertState, Ce
           `verified: HAProxy serves serial ${leaf.serial} for ${file}`,
           ...(persisting
             ? []
-            : [
-                "not persisted: a reload will bring the old certificate back (use --persist, or certs.persist in the config)",
-              ]),
+            : plan.body.alreadyOnDisk
+              ? [`${file} on disk already holds this certificate (not written)`]
+              : [
+                  "not persisted: a reload will bring the old certificate back (use --persist, or certs.persist in the config)",
+                ]),
         ],
         json: {},
       };

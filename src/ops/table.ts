@@ -284,10 +284,19 @@ async function verifyTableChange(
     const wrong = data.filter((a) => !isRate(a.type) && entry?.data[a.type]?.value !== a.value);
     const mismatches = !entry
       ? [`table ${table} key ${key}: no entry after set`]
-      : wrong.map(
-          (w) =>
-            `table ${table} key ${key}: ${w.type} is ${entry.data[w.type]?.value ?? "missing"}, not ${w.value}`,
-        );
+      : [
+          // HAProxy cuts a string key longer than the table's len silently (without the config,
+          // hapops cannot know the len before sending): the entry is not the one asked for.
+          ...("key" in sel && sel.key.spec.type === "string" && entry.key !== key
+            ? [
+                `table ${table} stored the key as ${JSON.stringify(entry.key)}, not ${JSON.stringify(key)} (longer than the table's len; set haproxyConfig so hapops can refuse it before sending)`,
+              ]
+            : []),
+          ...wrong.map(
+            (w) =>
+              `table ${table} key ${key}: ${w.type} is ${entry.data[w.type]?.value ?? "missing"}, not ${w.value}`,
+          ),
+        ];
     return {
       mismatches,
       ...(mismatches.length > 0

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import type { PeerCertificate } from "node:tls";
 import { isIP } from "node:net";
@@ -113,6 +113,17 @@ async function connectOnce(target: Target, opts: ConnectOptions): Promise<Socket
   });
 }
 
+function pathKind(path: string): "socket" | "regular file" | "directory" | "file" {
+  try {
+    const st = statSync(path);
+    if (st.isSocket()) return "socket";
+    if (st.isDirectory()) return "directory";
+    return st.isFile() ? "regular file" : "file";
+  } catch {
+    return "socket";
+  }
+}
+
 export function describeConnectError(target: Target, err: NodeJS.ErrnoException): SocketError {
   const where = formatTarget(target);
   const details = { target: where, errno: err.code };
@@ -124,13 +135,25 @@ export function describeConnectError(target: Target, err: NodeJS.ErrnoException)
         details,
         { cause: err },
       );
-    case "ECONNREFUSED":
+    case "ECONNREFUSED": {
+      // A path that is a file or a directory is not a socket HAProxy left behind.
+      const kind = target.kind === "unix" ? pathKind(target.path) : "socket";
+      if (kind !== "socket")
+        return new SocketError(
+          "NOT_A_SOCKET",
+          `${where} is a ${kind}, not a socket: give the path of HAProxy's \`stats socket\` (-s/--socket or HAPOPS_SOCKET)`,
+          details,
+          { cause: err },
+        );
       return new SocketError(
         "CONNECTION_REFUSED",
-        `connection refused at ${where}: HAProxy is not running or not listening there (a stale socket file stays behind after HAProxy stops)`,
+        target.kind === "unix"
+          ? `connection refused at ${where}: HAProxy is not running or not listening there (a stale socket file stays behind after HAProxy stops)`
+          : `connection refused at ${where}: nothing listens there (is HAProxy's \`stats socket\` bound to this address and port?)`,
         details,
         { cause: err },
       );
+    }
     case "EACCES":
     case "EPERM":
       return new SocketError(

@@ -404,3 +404,18 @@ describe.runIf(process.getuid?.() === 0)("stick tables: policy scope", () => {
     expect(log.filter((x) => x.outcome === "refused").length).toBeGreaterThanOrEqual(4);
   });
 });
+
+describe("table set without HAProxy's config", () => {
+  it("fails verification (exit 1) when HAProxy cut a string key to the table's len, and says why", async () => {
+    const { cfg } = config(false);
+    const r = await run(
+      ["table", "set", "be_names", "averyveryverylongkeyname", "data.gpc0=3"],
+      cfg,
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toMatch(
+      /table be_names stored the key as "averyveryverylon", not "averyveryverylongkeyname" \(longer than the table's len; set haproxyConfig/,
+    );
+    expect(r.stdout).not.toMatch(/verified/);
+  });
+});

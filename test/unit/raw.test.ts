@@ -235,7 +235,7 @@ describe("parseRaw: what a change touches, named from the raw table", () => {
     ["set maxconn global 1000", /changes the whole process/],
     ["set rate-limit connections global 100", /changes the whole process/],
     ["clear counters", /resets the counters of every proxy and server/],
-    ["clear counters all", /resets the counters/],
+    ["clear counters all", /resets every counter and maximum/],
     ["shutdown session 0x55d1", /names a stream by its id/],
     // What the table expects is missing or malformed: nothing can be named.
     ["set server be_app state drain", /"set server" names no server as backend\/server/],
@@ -326,5 +326,12 @@ describe("planRaw: the plan of one raw line", () => {
     const rv = await read.verify({} as never, readPlan, ["show info"]);
     expect(rv.output).toEqual(["Name: HAProxy", "Version: 2.6.12"]);
     expect(rv.summary).toEqual([]);
+  });
+});
+
+describe("clear counters", () => {
+  it("needs operator, and `clear counters all` needs admin (the longer words win)", () => {
+    expect(parseRaw("clear counters").spec.level).toBe("operator");
+    expect(parseRaw("clear counters all").spec.level).toBe("admin");
   });
 });
