@@ -145,13 +145,14 @@ export function validateBundle(
     throw new ValidationError(`the private key does not parse: ${(e as Error).message}`);
   }
   const leafCert = certs[0]!;
-  if (leafCert.ca)
-    throw new ValidationError(
-      `the first certificate (${leafCert.subject.replace(/\n/g, ", ")}) is a CA; the leaf must come first, then its chain`,
-    );
+  // The key decides which certificate is the leaf. A CA first whose key is not the one given is
+  // a chain in the wrong order; a self-signed certificate whose key matches is a leaf, even
+  // with CA:TRUE (OpenSSL 3's `req -x509` sets it), and HAProxy serves it.
   if (!leafCert.checkPrivateKey(key))
     throw new ValidationError(
-      "the private key does not match the certificate (their public keys differ)",
+      leafCert.ca
+        ? `the first certificate (${leafCert.subject.replace(/\n/g, ", ")}) is a CA and the key is not its own; the leaf must come first, then its chain`
+        : "the private key does not match the certificate (their public keys differ)",
     );
 
   const leaf = certFacts(leafCert);

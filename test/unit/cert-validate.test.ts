@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -169,10 +169,20 @@ describe("validateBundle: the key", () => {
 });
 
 describe("validateBundle: order and chain", () => {
-  it("refuses a CA certificate first", () => {
+  it("refuses a CA certificate first when the key is not its own (a chain in the wrong order)", () => {
     expect(refusal(pem(root.caCert, leaf.cert, leaf.key)).message).toBe(
-      "the first certificate (CN=hapops test root) is a CA; the leaf must come first, then its chain",
+      "the first certificate (CN=hapops test root) is a CA and the key is not its own; the leaf must come first, then its chain",
     );
+  });
+
+  it("accepts a lone self-signed certificate with CA:TRUE whose key matches (openssl req -x509)", () => {
+    const key = readFileSync(join(dir, "root", "ca.key"), "utf8");
+    const { leaf: facts, chain } = validateBundle(pem(root.caCert, key), {
+      ...OPTS,
+      now: new Date(),
+    });
+    expect(chain).toHaveLength(0);
+    expect(facts.subject).toContain("hapops test root");
   });
 
   it("refuses a chain from an unrelated CA, naming which did not issue which", () => {
