@@ -63,7 +63,7 @@ export interface CertState {
   /** Open certificate transactions (`show ssl cert` lists them with a `*`). */
   readonly transactions: readonly string[];
   /** The certificate in the file on disk, for --persist; a string says why it cannot be read. */
-  readonly disk: CertFacts | string | undefined;
+  readonly disk: (CertFacts & { readonly certificates: number }) | string | undefined;
   /** Another hapops run rotating on this HAProxy now. */
   readonly otherRun: CertLockOwner | undefined;
   /** A hapops run that held the lock and is gone (its transaction may be the open one). */
@@ -106,14 +106,15 @@ async function findTarget(
 }
 
 /** The certificate in a PEM file on disk; errors name the file, never quote it (read as root). */
-function diskLeaf(path: string): CertFacts | string {
+function diskLeaf(path: string): (CertFacts & { readonly certificates: number }) | string {
   try {
     if (!lstatSync(path).isFile()) return `${path} is not a regular file (a symbolic link?)`;
-    const first = parsePem(ownFiles.readText(path, "the certificate file"), path).find(
+    const certs = parsePem(ownFiles.readText(path, "the certificate file"), path).filter(
       (b) => b.label === "CERTIFICATE",
     );
+    const first = certs[0];
     if (!first) return `${path} holds no certificate`;
-    return certFacts(new X509Certificate(first.text));
+    return { ...certFacts(new X509Certificate(first.text)), certificates: certs.length };
   } catch {
     return `${path} on disk does not hold a certificate hapops can read`;
   }
@@ -173,7 +174,10 @@ export function rotateCertOperation(req: RotateRequest): Operation<CertState, Ce
         names: namesOf(bundle.leaf),
         chain: bundle.chain.length,
       };
-      const serving = (live.sha1Fingerprint ?? "").toUpperCase() === bundle.leaf.sha1;
+      // The same leaf with another chain (an intermediate added) is still a change to send.
+      const serving =
+        (live.sha1Fingerprint ?? "").toUpperCase() === bundle.leaf.sha1 &&
+        live.chain.length === bundle.chain.length;
       const guards: Guard[] = [];
       const steps: Step[] = [];
 
@@ -193,7 +197,8 @@ export function rotateCertOperation(req: RotateRequest): Operation<CertState, Ce
         const onDiskIsNew =
           disk !== undefined &&
           disk.sha1 === bundle.leaf.sha1 &&
-          disk.serial === bundle.leaf.serial;
+          disk.serial === bundle.leaf.serial &&
+          disk.certificates === 1 + bundle.chain.length;
         if (
           disk &&
           !onDiskIsNew &&

@@ -50,6 +50,8 @@ export interface SslCertDetail {
    * repeat for each CA certificate in the file), the first value.
    */
   fields: Record<string, string>;
+  /** "Chain Subject" of each CA certificate served with the leaf, in order. */
+  chain: string[];
 }
 
 /**
@@ -59,10 +61,12 @@ export interface SslCertDetail {
  */
 export function parseSslCertDetail(lines: readonly string[]): SslCertDetail {
   const fields: Record<string, string> = {};
+  const chain: string[] = [];
   for (const line of lines) {
     const pair = splitKeyValue(line);
     if (pair === undefined) continue;
     const [key, value] = pair;
+    if (key === "Chain Subject") chain.push(value);
     if (!Object.hasOwn(fields, key)) fields[key] = value;
   }
   const filename = fields["Filename"];
@@ -81,6 +85,7 @@ export function parseSslCertDetail(lines: readonly string[]): SslCertDetail {
   };
   return {
     filename,
+    chain,
     status: text("Status"),
     serial: text("Serial"),
     notBefore: date("notBefore"),

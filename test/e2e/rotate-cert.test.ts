@@ -188,6 +188,36 @@ describe("rotate-cert", () => {
     expect(peer.issuerCertificate?.subject.CN).toBe("hapops test intermediate");
   });
 
+  it("adding the missing intermediate to the same leaf is a change, not 'already serves'", async () => {
+    const inter = await lab().ca.issue({ cn: "hapops test intermediate", ca: true, days: 365 });
+    const { TestCa } = await import("../../src/sandbox/certs.js");
+    const interCa = await TestCa.from(join(lab().dir, `inter-${++n}`), inter);
+    const leaf = await interCa.issue({ cn: "example.com", san: fullNames, days: 81 });
+    const alone = files({ "alone.pem": leaf.cert + leaf.key });
+    expect((await run(["rotate-cert", "example.com", "--pem", alone["alone.pem"]!])).code).toBe(0);
+    const withChain = files({
+      "leaf.crt": leaf.cert,
+      "leaf.key": leaf.key,
+      "chain.pem": inter.cert,
+    });
+    const r = await run([
+      "rotate-cert",
+      "example.com",
+      "--cert",
+      withChain["leaf.crt"]!,
+      "--key",
+      withChain["leaf.key"]!,
+      "--chain",
+      withChain["chain.pem"]!,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(/already serves/);
+    expect(r.stdout).toMatch(/verified: HAProxy serves serial/);
+    expect((await served("example.com")).issuerCertificate?.subject.CN).toBe(
+      "hapops test intermediate",
+    );
+  });
+
   it("normalises CRLF and blank lines (which would end a 2.6 payload early) and rotates", async () => {
     const next = await lab().ca.issue({ cn: "example.com", san: fullNames, days: 62 });
     const messy = (next.cert + "\n\n" + next.key)
@@ -252,7 +282,7 @@ describe("rotate-cert", () => {
         const c = await lab().ca.issue({ cn: "example.com", san: fullNames });
         return { pem: lab().ca.caCert + c.cert + c.key };
       },
-      /is a CA; the leaf must come first/,
+      /is a CA and the key is not its own; the leaf must come first/,
     ],
     [
       "a command hidden after a blank line",
