@@ -191,10 +191,24 @@ export function validateTableDataType(
   return type;
 }
 
+/**
+ * The largest value each stored data type holds (HAProxy's std_fld types): the byte counters are
+ * 64-bit, everything else 32-bit unsigned. A larger number is stored cut to 32 bits without a
+ * word (measured on 2.6: 99999999999 became 1215752191), so it is refused before sending.
+ */
+function maxDataValue(type: string): bigint {
+  return /^bytes_(in|out)_cnt$/.test(type) ? 2n ** 64n - 1n : 2n ** 32n - 1n;
+}
+
 export function validateTableDataValue(type: string, value: string): string {
-  if (!/^\d{1,19}$/.test(value))
+  if (!/^\d{1,20}$/.test(value))
     throw new ValidationError(
       `data.${type} value ${JSON.stringify(value)} must be a non-negative whole number`,
+    );
+  const max = maxDataValue(type);
+  if (BigInt(value) > max)
+    throw new ValidationError(
+      `data.${type} value ${value} is more than it can hold (${max}); HAProxy would store it cut short`,
     );
   return value;
 }

@@ -439,7 +439,7 @@ async function waitStep(
   };
   if (!result.drained)
     throw new WaitTimeoutError(
-      `drain wait timed out after ${formatDuration(result.elapsedMs)}: ${describeRemaining(result.remaining)}; the server${targets.length === 1 ? " stays" : "s stay"} DRAIN (raise --wait-timeout; maint does not cut the sessions left)`,
+      `drain wait timed out after ${formatDuration(result.elapsedMs)}: ${describeRemaining(result.remaining)}; the server${targets.length === 1 ? " stays" : "s stay"} DRAIN; raise --wait-timeout, or cut the sessions left with hapops raw "shutdown sessions server ${targets[0]!.backend}/${targets[0]!.server}" (maint does not cut them)`,
       { remaining: Object.fromEntries(result.remaining) },
     );
   ctx.ui.line(

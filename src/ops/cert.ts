@@ -317,6 +317,11 @@ export function rotateCertOperation(req: RotateRequest): Operation<CertState, Ce
         file,
         `  now:  serial ${short(old.serial)}  expires ${live.notAfter ? day(live.notAfter) : "?"}  names ${liveNames.join(", ")}`,
         `  new:  serial ${short(bundle.leaf.serial)}  expires ${day(bundle.leaf.notAfter)}  names ${fresh.names.join(", ")}${bundle.chain.length ? `  (+${bundle.chain.length} chain)` : ""}`,
+        ...(live.notAfter && bundle.leaf.notAfter < live.notAfter
+          ? [
+              `  warning: the new certificate expires sooner (${day(bundle.leaf.notAfter)}) than the one serving now (${day(live.notAfter)})`,
+            ]
+          : []),
         ...(serving
           ? [
               persist

@@ -85,7 +85,10 @@ export function describeServerPlan(plan: ServerPlan, p: Paint): string[] {
         if (noopServer) return `${label}  weight ${s.after.weight}  (already; nothing sent)`;
         return `${label}  weight ${s.before.weight} -> ${p.bold(String(s.after.weight))}`;
       }
-      if (noopServer) return `${label}  ${p.status(s.after.admin)}  (already; nothing sent)`;
+      if (noopServer)
+        return plan.op === "ready" && s.after.weight === 0
+          ? `${label}  ${p.status(s.after.admin)}  (already; nothing sent) but weight 0: it takes no traffic (hapops weight ${name(s)} <n>)`
+          : `${label}  ${p.status(s.after.admin)}  (already; nothing sent)`;
       // Sessions matter to a drain (what it waits for) and to maint (which does not cut them).
       const sessions = s.before.sessions ?? 0;
       const note =

@@ -47,7 +47,9 @@ interface Entry {
 
 async function entries(table: string, ...extra: string[]): Promise<Entry[]> {
   const r = await run(["table", "show", table, "--json", ...extra]);
-  expect(r.code, r.stderr).toBe(0);
+  // A --key that is not there answers nothing and exits 1 (like grep), saying so on stderr.
+  if (r.code === 1) expect(r.stderr).toMatch(/has no entry for key/);
+  else expect(r.code, r.stderr).toBe(0);
   return r.stdout
     .trim()
     .split("\n")
@@ -402,6 +404,15 @@ describe.runIf(process.getuid?.() === 0)("stick tables: policy scope", () => {
       .map((l) => JSON.parse(l) as { operator: string; op: string; outcome: string | null });
     expect(log.every((x) => x.operator === "nobody")).toBe(true);
     expect(log.filter((x) => x.outcome === "refused").length).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe("table show --key for a key that is not there", () => {
+  it("says so on stderr and exits 1, with no header that would look like an answer", async () => {
+    const r = await run(["table", "show", "be_app", "--key", "198.51.100.250"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/table be_app has no entry for key 198\.51\.100\.250/);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ProtocolError } from "../../src/errors.js";
-import { validateTableKey } from "../../src/commands/validate.js";
+import { validateTableDataValue, validateTableKey } from "../../src/commands/validate.js";
 import {
   decodeKey,
   INSUFFICIENT_PRIVILEGES,
@@ -196,6 +196,22 @@ describe("'<<' in a string table key", () => {
   it("is refused before anything is built (payload mode on 3.x)", () => {
     expect(() => validateTableKey("be_app", { type: "string" }, "ab<<EOF")).toThrow(
       /'<<', which would put HAProxy's CLI in payload mode/,
+    );
+  });
+});
+
+describe("stick-table data values are range-checked before sending", () => {
+  it("refuses a 32-bit counter past 4294967295, names the limit", () => {
+    expect(() => validateTableDataValue("gpc0", "99999999999")).toThrow(
+      "data.gpc0 value 99999999999 is more than it can hold (4294967295); HAProxy would store it cut short",
+    );
+    expect(validateTableDataValue("gpc0", "4294967295")).toBe("4294967295");
+  });
+
+  it("lets the 64-bit byte counters hold more", () => {
+    expect(validateTableDataValue("bytes_in_cnt", "99999999999")).toBe("99999999999");
+    expect(() => validateTableDataValue("bytes_out_cnt", "18446744073709551616")).toThrow(
+      /more than it can hold/,
     );
   });
 });

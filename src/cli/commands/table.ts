@@ -15,11 +15,24 @@ export class EntryPrinter {
     private readonly batch = 500,
   ) {}
 
+  private pendingHeader: string | undefined;
+  /** Entries printed so far. */
+  count = 0;
+
+  /** Printed with the first entry (or at the end), so an error never follows a header. */
   header(info: TableInfo): void {
-    this.out(`table ${info.name}: type ${info.type}, ${info.used} of ${info.size} entries used\n`);
+    this.pendingHeader = `table ${info.name}: type ${info.type}, ${info.used} of ${info.size} entries used\n`;
+  }
+
+  private flushHeader(): void {
+    if (this.pendingHeader === undefined) return;
+    this.out(this.pendingHeader);
+    this.pendingHeader = undefined;
   }
 
   push(e: TableEntry): void {
+    this.count++;
+    this.flushHeader();
     if (this.widths) {
       this.out(this.line(this.cells(e)));
       return;
@@ -28,7 +41,9 @@ export class EntryPrinter {
     if (this.buffer.length >= this.batch) this.flush();
   }
 
-  end(): void {
+  /** `header` false: nothing at all for an empty answer (a --key that is not there). */
+  end(opts: { header: boolean } = { header: true }): void {
+    if (opts.header) this.flushHeader();
     if (!this.widths && this.buffer.length > 0) this.flush();
   }
 

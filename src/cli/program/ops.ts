@@ -30,6 +30,12 @@ export function registerOpsCommands(
       if (globals.socket) prefix.push("-s", globals.socket);
       if (globals.config) prefix.push("-c", globals.config);
       if (globals.timeout) prefix.push("--timeout", globals.timeout);
+      if (globals.tlsCert) prefix.push("--tls-cert", globals.tlsCert);
+      if (globals.tlsKey) prefix.push("--tls-key", globals.tlsKey);
+      if (globals.tlsCa) prefix.push("--tls-ca", globals.tlsCa);
+      if (globals.insecureTcp) prefix.push("--insecure-tcp");
+      if (globals.json) prefix.push("--json");
+      if (globals.color === false) prefix.push("--no-color");
       const interactive = process.stdin.isTTY === true;
       const code = await runShell({
         settings: s,

@@ -72,10 +72,19 @@ export function registerTableCommands(program: Command): void {
         import("../../ops/table.js"),
         import("../../engine/reads.js"),
       ]);
+      // A --key that is not in the table is an answer of its own, with an exit code (like grep).
+      const missingKey = async () => {
+        const { ResultExit } = await import("../../errors.js");
+        io.err(`hapops: table ${name} has no entry for key ${opts.key}\n`);
+        throw new ResultExit(`no entry for key ${opts.key}`);
+      };
       if (s.json) {
-        await runTableShow(s, { table: name, key: opts.key, filter: opts.filter }, (e) =>
-          io.out(JSON.stringify(entryJson(name, e)) + "\n"),
-        );
+        let count = 0;
+        await runTableShow(s, { table: name, key: opts.key, filter: opts.filter }, (e) => {
+          count++;
+          io.out(JSON.stringify(entryJson(name, e)) + "\n");
+        });
+        if (opts.key !== undefined && count === 0) await missingKey();
         return;
       }
       const printer = new mod.EntryPrinter((t) => io.out(t));
@@ -85,7 +94,8 @@ export function registerTableCommands(program: Command): void {
         (e) => printer.push(e),
         (info) => printer.header(info),
       );
-      printer.end();
+      printer.end({ header: opts.key === undefined });
+      if (opts.key !== undefined && printer.count === 0) await missingKey();
     });
 }
 
