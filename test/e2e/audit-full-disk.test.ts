@@ -5,7 +5,6 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
-  rmSync,
   unlinkSync,
   writeFileSync,
   writeSync,
@@ -18,6 +17,7 @@ import type { AuditRecord } from "../../src/audit/record.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { cliEnv, HAPOPS, hapops, json, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
+import { canMountTmpfs } from "../helpers/mount.js";
 
 /**
  * The disk under the audit log fills up while a change is under way, after its intent is on
@@ -40,18 +40,7 @@ const bigLines = Array.from({ length: BIG }, (_, i) => `set server be_big/s${i} 
 // Records larger than a page, so that none fits in the slack of the log's last page.
 const reason = `full-disk test ${"r".repeat(1000)}`;
 
-const isRoot = process.getuid?.() === 0;
-/** Mounting needs root and a kernel that lets this sandbox mount (CI does). */
-const canMount =
-  isRoot &&
-  (() => {
-    const probe = join("/tmp", `hapops-mount-probe-${process.pid}`);
-    mkdirSync(probe, { recursive: true });
-    const ok = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe]).status === 0;
-    if (ok) spawnSync("umount", [probe]);
-    rmSync(probe, { recursive: true, force: true });
-    return ok;
-  })();
+const canMount = canMountTmpfs();
 
 const mounts: string[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];

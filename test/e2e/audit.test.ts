@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { mkdirSync, rmdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import type { AuditRecord } from "../../src/audit/record.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { hapops, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
+import { canMountTmpfs } from "../helpers/mount.js";
 
 const lab = useLab({
   backends: [
@@ -54,18 +55,7 @@ function records(log: string): AuditRecord[] {
 
 const rawState = () => rawServersState(lab().sockets.user);
 
-const isRoot = process.getuid?.() === 0;
-/** Mounting needs root and a kernel that lets this sandbox mount (CI does). */
-const canMount =
-  isRoot &&
-  (() => {
-    const probe = join("/tmp", `hapops-mount-probe-${process.pid}`);
-    mkdirSync(probe, { recursive: true });
-    const ok = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe]).status === 0;
-    if (ok) spawnSync("umount", [probe]);
-    rmdirSync(probe);
-    return ok;
-  })();
+const canMount = canMountTmpfs();
 
 const mounts: string[] = [];
 afterEach(async () => {
@@ -222,15 +212,18 @@ describe("audit records", () => {
     }
   });
 
-  it.runIf(isRoot)("gives a configured group read access (0640), never the world", async () => {
-    const { cfg, log } = config("  group: adm\n");
-    expect((await run(cfg, ["weight", "be_app/app3", "42"])).code).toBe(0);
-    const st = statSync(log);
-    expect(st.mode & 0o777).toBe(0o640);
-    expect(st.gid).toBe(
-      Number(execFileSync("getent", ["group", "adm"], { encoding: "utf8" }).split(":")[2]),
-    );
-  });
+  it.runIf(process.getuid?.() === 0)(
+    "gives a configured group read access (0640), never the world",
+    async () => {
+      const { cfg, log } = config("  group: adm\n");
+      expect((await run(cfg, ["weight", "be_app/app3", "42"])).code).toBe(0);
+      const st = statSync(log);
+      expect(st.mode & 0o777).toBe(0o640);
+      expect(st.gid).toBe(
+        Number(execFileSync("getent", ["group", "adm"], { encoding: "utf8" }).split(":")[2]),
+      );
+    },
+  );
 });
 
 describe("fail closed", () => {
