@@ -179,3 +179,25 @@ export class LineFailed extends HapopsError {
     super(message);
   }
 }
+
+/**
+ * OpenSSL's error text reduced to what an operator can act on: "tlsv1 alert unknown ca" out of
+ * "808C…:error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:../deps/…:SSL alert
+ * number 48".
+ */
+export function tlsReason(message: string): string {
+  const alert = /(?:tlsv1|sslv3) alert ([a-z ]+)/i.exec(message);
+  if (alert) {
+    const what = alert[1]!.trim();
+    const meaning: Record<string, string> = {
+      "unknown ca": "the socket does not trust the CA that signed the client certificate",
+      "bad certificate": "the socket refused the client certificate",
+      "certificate required": "the socket wants a client certificate",
+      "certificate expired": "a certificate has expired",
+      "handshake failure": "no protocol or cipher both sides accept",
+    };
+    return `TLS alert "${what}"${meaning[what] ? `: ${meaning[what]}` : ""}`;
+  }
+  const routine = /SSL routines:[^:]*:([^:]+)/.exec(message);
+  return routine ? routine[1]!.trim() : message.split("\n")[0]!;
+}

@@ -15,6 +15,7 @@ import { parseServersState } from "../parse/servers-state.js";
 import { StatParser, toStatEntry, type StatEntry } from "../parse/stat.js";
 import { parseTableList } from "../parse/table.js";
 import { suggestion } from "../util/suggest.js";
+import { normaliseSerial } from "../certs/validate.js";
 import { withSession } from "./connect.js";
 import { getMap, showMap, showMaps, type MapKind } from "../commands/builders.js";
 import { findMap, parseLookup, readEntries } from "../ops/map.js";
@@ -134,7 +135,8 @@ export function toCertView(d: SslCertDetail, now: Date): CertView {
     subject: d.subject ?? null,
     issuer: d.issuer ?? null,
     sans: d.sans,
-    serial: d.serial ?? null,
+    // Written the way rotate-cert writes it (no leading zeros), so the two can be compared.
+    serial: d.serial === undefined ? null : normaliseSerial(d.serial),
     notBefore: d.notBefore?.toISOString() ?? null,
     notAfter: d.notAfter?.toISOString() ?? null,
     daysLeft: d.notAfter ? Math.floor((d.notAfter.getTime() - now.getTime()) / DAY_MS) : null,

@@ -16,6 +16,7 @@ import {
   SocketError,
   TimeoutError,
   TruncatedResponseError,
+  tlsReason,
   ValidationError,
   type HapopsError,
 } from "../errors.js";
@@ -427,7 +428,7 @@ export class RuntimeSession {
       new SocketError(
         tls ? "TLS_FAILED" : "CONNECT_FAILED",
         tls
-          ? `TLS session with ${this.opts.target} failed: ${err.message} (is the client certificate signed by the CA in the socket's \`ca-file\`?)`
+          ? `TLS session with ${this.opts.target} failed: ${tlsReason(err.message)} (is the client certificate signed by the CA in the socket's \`ca-file\`?)`
           : `connection to ${this.opts.target} failed: ${err.message}`,
         { target: this.opts.target, errno: err.code },
         { cause: err },

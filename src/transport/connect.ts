@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import type { PeerCertificate } from "node:tls";
 import { isIP } from "node:net";
-import { ConfigError, GuardError, SocketError, TimeoutError } from "../errors.js";
+import { ConfigError, GuardError, SocketError, TimeoutError, tlsReason } from "../errors.js";
 import { formatTarget, isLoopbackHost, type Target } from "./target.js";
 
 export interface TlsFiles {
@@ -181,7 +181,7 @@ export function describeConnectError(target: Target, err: NodeJS.ErrnoException)
       )
         return new SocketError(
           "TLS_FAILED",
-          `TLS handshake with ${where} failed: ${err.message} (check --tls-cert/--tls-key/--tls-ca and that the socket's \`ca-file\` trusts the client certificate)`,
+          `TLS handshake with ${where} failed: ${tlsReason(err.message)} (check --tls-cert/--tls-key/--tls-ca and that the socket's \`ca-file\` trusts the client certificate)`,
           details,
           { cause: err },
         );
