@@ -184,7 +184,10 @@ async function runForeground(
     io.out(
       opts.json
         ? json(state)
-        : describe(state).replace(/^Stop:.*$/m, "Stop:  Ctrl-C (or hapops sandbox stop)"),
+        : describe(state).replace(
+            /^Stop:.*$/m,
+            `Stop:  Ctrl-C (or hapops sandbox stop${stopHint(dir)})`,
+          ),
     );
   }
   await new Promise<void>((done) => {
@@ -245,6 +248,9 @@ async function stop(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
       `pid ${state.pid} in ${stateFile(dir)} is not this sandbox's process; nothing was signalled (remove the file if the sandbox is gone)`,
     );
   process.kill(state.pid, "SIGTERM");
+  // HAProxy lets requests in flight finish: say so rather than sit silent.
+  if (!opts.json)
+    io.out(`stopping the sandbox in ${dir} (requests in flight may take up to 15 s)\n`);
   await waitUntil(() => (alive(state.pid) || alive(state.haproxyPid) ? undefined : true), {
     what: `sandbox pid ${state.pid} and haproxy pid ${state.haproxyPid} to exit`,
     timeoutMs: 15_000,

@@ -52,6 +52,9 @@ describe("hapops sandbox", () => {
 
     const stop = await hapops(["sandbox", "stop", "--dir", dir]);
     expect(stop.code, stop.stderr).toBe(0);
+    expect(stop.stdout).toMatch(
+      /stopping the sandbox in .* \(requests in flight may take up to 15 s\)/,
+    );
     expect(alive(state.pid)).toBe(false);
     expect(alive(state.haproxyPid)).toBe(false);
     const after = json<State>(await hapops(["sandbox", "status", "--dir", dir, "--json"]));
@@ -75,6 +78,7 @@ describe("hapops sandbox", () => {
       });
       const state = JSON.parse(readFileSync(join(fg, "sandbox.json"), "utf8")) as State;
       expect(alive(state.haproxyPid)).toBe(true);
+      expect(out).toContain(`Stop:  Ctrl-C (or hapops sandbox stop --dir ${fg})`);
       child.kill("SIGINT");
       expect(await exited).toBe(0);
       expect(out).toContain("sandbox stopped");
