@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { request } from "node:http";
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -118,6 +119,42 @@ describe("hapops shell", () => {
     expect(await admin("be_app/app2")).toBe("DRAIN");
     tmux("send-keys", "-t", SESSION, "ready be_app/app2", "Enter");
     await waitScreen(/be_app\/app2 {2}DRAIN -> READY/, "the ready");
+
+    // Ctrl-C at the prompt drops the line and prompts again, as bash does; the shell stays.
+    tmux("send-keys", "-t", SESSION, "servers be_a");
+    tmux("send-keys", "-t", SESSION, "C-c");
+    await waitScreen(/hapops> servers be_a\^C\nhapops>\s*$/m, "a fresh prompt after Ctrl-C");
+    // Ctrl-C during a wait stops that wait (exit 130), and the shell goes on.
+    const slow = new Promise<void>((resolve) =>
+      request(
+        { host: "127.0.0.1", port: lab().httpPort, path: "/api/slow?ms=20000", agent: false },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve());
+        },
+      )
+        .on("error", () => resolve())
+        .end(),
+    );
+    await waitUntil(
+      () =>
+        [...lab().backends.entries()].some(([n, b]) => n.startsWith("be_api/") && b.inFlight === 1)
+          ? true
+          : undefined,
+      { what: "the slow request to reach be_api", timeoutMs: 5000 },
+    );
+    tmux("send-keys", "-t", SESSION, "drain be_api/* --force --wait", "Enter");
+    await waitScreen(/waiting for 2 servers to drain: 1 session left/, "the wait");
+    tmux("send-keys", "-t", SESSION, "C-c");
+    await waitScreen(
+      /stopped waiting after .*\(Ctrl-C\)[\s\S]*\(exit 130\)/,
+      "the wait stopped by Ctrl-C",
+    );
+    tmux("send-keys", "-t", SESSION, "ready be_api/*", "Enter");
+    await waitScreen(/DRAIN -> READY/, "the ready after the interrupted wait");
+    await hapops(["-s", lab().sockets.admin, "raw", "shutdown sessions server be_api/api1"]);
+    await hapops(["-s", lab().sockets.admin, "raw", "shutdown sessions server be_api/api2"]);
+    await slow;
   });
 
   it.runIf(hasTmux)(

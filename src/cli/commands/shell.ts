@@ -232,6 +232,20 @@ export async function runShell(opts: ShellOptions): Promise<number> {
   });
   let worst = 0;
   ui.rl = rl;
+  if (opts.interactive)
+    // The terminal is in raw mode, so Ctrl-C reaches readline, not the process. At the prompt it
+    // drops what was typed and prompts again, as bash does; during a command (a drain --wait, a
+    // ramp) it is that command's Ctrl-C.
+    rl.on("SIGINT", () => {
+      if (busy) {
+        if (process.listenerCount("SIGINT") > 0) process.emit("SIGINT", "SIGINT");
+        return;
+      }
+      opts.output.write("^C\n");
+      rl.write(null, { ctrl: true, name: "e" });
+      rl.write(null, { ctrl: true, name: "u" });
+      rl.prompt();
+    });
   if (opts.interactive) {
     opts.err(
       `hapops shell on ${opts.settings.targetText}: named operations, raw "<command>", Tab completes, Ctrl-D quits\n`,
