@@ -62,7 +62,13 @@ function fileAction(
   keepExisting = false,
 ): Action {
   const exists = existsSync(path);
-  const same = exists && readFileSync(path).equals(Buffer.from(content));
+  // A dry run as another user may not read root's files (sudoers is 0440): then it differs.
+  let same = false;
+  try {
+    same = exists && readFileSync(path).equals(Buffer.from(content));
+  } catch {
+    same = false;
+  }
   const status = !exists ? "create" : keepExisting ? "keep" : same ? "same" : "replace";
   return {
     what,
