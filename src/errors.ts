@@ -53,6 +53,7 @@ export class SocketError extends HapopsError {
     readonly code:
       | "SOCKET_NOT_FOUND"
       | "NOT_A_SOCKET"
+      | "HAPROXY_GONE"
       | "CONNECTION_REFUSED"
       | "SOCKET_PERMISSION"
       | "CONNECT_FAILED"

@@ -28,6 +28,7 @@ import type {
   StepReport,
   Verification,
 } from "./operation.js";
+import { explainLostAnswer } from "./connect.js";
 import { describeRemaining, waitForDrain, type Clock } from "./wait.js";
 
 /** How the engine talks to people; the CLI decides colour, terminals and --json. */
@@ -157,7 +158,7 @@ export async function runOperation(ctx: EngineContext, first: Operation): Promis
     }
     return report;
   } catch (e) {
-    return attach(e, report);
+    return attach(await explainLostAnswer(ctx.settings, e), report);
   } finally {
     await sessions?.close();
   }
