@@ -363,10 +363,3 @@ function mapVersion(version: number): string {
     throw new ValidationError(`a map version is a whole number 0-4294967295, not ${version}`);
   return `@${version}`;
 }
-
-/** `set timeout cli <seconds>`: this session's idle timeout (management.txt 9.3). */
-export function setTimeoutCli(seconds: number): RuntimeCommand {
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400)
-    throw new ValidationError(`cli timeout must be 1-86400 seconds, not ${seconds}`);
-  return build("setTimeoutCli", [String(seconds)]);
-}
