@@ -142,3 +142,51 @@ export function persistFile(
 export function persistPem(path: string, payload: string, backupDir: string): PersistResult {
   return persistFile(path, payload, { private: true, backupDir });
 }
+
+export interface WrittenFile {
+  readonly path: string;
+  readonly mode: number;
+  readonly bytes: number;
+}
+
+/**
+ * Write a file that is a snapshot rewritten every time (HAProxy's server-state file): created
+ * if missing (with `mode`), otherwise replaced keeping its owner and mode, and no backup kept.
+ * Atomic all the same: a temp file in the same directory, created exclusively under a random
+ * name, fsynced, renamed over the path (a link there is replaced, never followed), and the
+ * directory fsynced. A reader sees the old file or the new one, never a part of either, and no
+ * temp file is left behind on failure.
+ */
+export function writeFileAtomic(path: string, payload: string, mode: number): WrittenFile {
+  let owner: { uid: number; gid: number; mode: number } | undefined;
+  try {
+    const st = lstatSync(path);
+    if (st.isFile()) owner = { uid: st.uid, gid: st.gid, mode: st.mode & 0o777 };
+    else if (!st.isSymbolicLink()) throw new Error(`${path} is not a regular file`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.hapops-${randomBytes(6).toString("hex")}`);
+  const data = Buffer.from(payload);
+  const finalMode = owner?.mode ?? mode;
+  let created = false;
+  try {
+    const fd = createExclusive(tmp, 0o600);
+    created = true;
+    try {
+      if (owner) fchownSync(fd, owner.uid, owner.gid);
+      fchmodSync(fd, finalMode);
+      writeAll(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    created = false;
+    fsyncDir(dir);
+  } finally {
+    if (created) unlinkSync(tmp);
+  }
+  return { path, mode: finalMode, bytes: data.length };
+}

@@ -7,6 +7,7 @@ import { registerChangeCommands } from "./program/change.js";
 import { registerMapCommands } from "./program/maps.js";
 import { registerOpsCommands } from "./program/ops.js";
 import { registerReadCommands } from "./program/read.js";
+import { registerStateCommands } from "./program/state.js";
 import { registerTableCommands } from "./program/tables.js";
 
 declare const HAPOPS_VERSION: string;
@@ -77,6 +78,7 @@ export function buildProgram(json = false): Command {
   registerMapCommands(program, "acl");
   registerOpsCommands(program, (argv) => main(argv));
   registerAdminCommands(program);
+  registerStateCommands(program);
   return program;
 }
 

@@ -71,6 +71,12 @@ export const configSchema = z.strictObject({
       minDays: z.optional(z.number().check(z.nonnegative())),
     }),
   ),
+  servers: z.optional(
+    z.strictObject({
+      /** Save the server-state file after every verified server change (default false). */
+      saveState: z.optional(z.boolean()),
+    }),
+  ),
   policy: z.optional(
     z.strictObject({
       groups: z.record(z.string().check(z.regex(/^[A-Za-z0-9_.-]+$/)), groupRule),

@@ -49,6 +49,8 @@ export interface Settings {
   readonly configPath: string | undefined;
   readonly audit: AuditSettings;
   readonly certs: { readonly persist: boolean; readonly minDays: number };
+  /** `saveState`: write HAProxy's server-state file after every verified server change. */
+  readonly servers: { readonly saveState: boolean };
   /**
    * Where --persist keeps the previous content of a file it replaces: never beside the file,
    * where HAProxy would load it (a `crt <directory>` loads every file).
@@ -203,6 +205,7 @@ export async function resolveSettings(
       reads: file.audit?.reads ?? false,
     },
     certs: { persist: file.certs?.persist ?? false, minDays: file.certs?.minDays ?? 7 },
+    servers: { saveState: file.servers?.saveState ?? false },
     backupDir: file.backupDir ?? defaultBackupDir(environment),
     haproxyConfig: file.haproxyConfig ?? "/etc/haproxy/haproxy.cfg",
     policy: file.policy ? normalisePolicy(file.policy.groups) : undefined,

@@ -77,6 +77,14 @@ export type Step =
       /** Drop world access (a PEM holds a key). */
       readonly private: boolean;
       readonly payload: string;
+      /**
+       * A snapshot rewritten every time (the server-state file): created when missing, with no
+       * backup of the old content (certs/persist.ts writeFileAtomic). Otherwise the file must
+       * exist and its previous content is kept in the backup directory (persistFile).
+       */
+      readonly snapshot?: { readonly mode: number };
+      /** What failed, for the error when the write fails ("saving the server state to F"). */
+      readonly what?: string;
     }
   | {
       /** Plan again from fresh state after a pause (a ramp step, the maint after a drain). */

@@ -1,6 +1,6 @@
 import type { Journal } from "../audit/journal.js";
 import type { Settings } from "../config/settings.js";
-import { persistFile, type PersistResult } from "../certs/persist.js";
+import { persistFile, writeFileAtomic, type PersistResult } from "../certs/persist.js";
 import {
   EnvironmentError,
   GuardError,
@@ -359,13 +359,17 @@ async function runStep(
     }
     case "write-file":
       try {
-        report.persisted = persistFile(s.path, s.payload, {
-          private: s.private,
-          backupDir: ctx.settings.backupDir,
-        });
+        if (s.snapshot) writeFileAtomic(s.path, s.payload, s.snapshot.mode);
+        else
+          report.persisted = persistFile(s.path, s.payload, {
+            private: s.private,
+            backupDir: ctx.settings.backupDir,
+          });
       } catch (e) {
         throw new EnvironmentError(
-          `HAProxy took the change, but writing ${s.path} failed (${(e as Error).message}); a reload would bring the old content back — fix the file, then run the same command with --persist again`,
+          s.what
+            ? `${s.what} failed (${(e as Error).message}); the file is as it was`
+            : `HAProxy took the change, but writing ${s.path} failed (${(e as Error).message}); a reload would bring the old content back — fix the file, then run the same command with --persist again`,
           { path: s.path },
           { cause: e },
         );

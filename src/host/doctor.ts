@@ -14,6 +14,7 @@ import {
 import { isLoopbackHost, type Target } from "../transport/target.js";
 import { verifyLines } from "../audit/verify.js";
 import { SUDOERS_FILE } from "./setup.js";
+import { stateFileChecks } from "./state-file.js";
 
 export type Status = "ok" | "warn" | "fail";
 
@@ -210,7 +211,7 @@ function statsMaxconnCheck(text: string, path: string, target: Target): Check {
   return warn("stats maxconn", message, fixes.join("; "));
 }
 
-function haproxyConfigChecks(path: string, target: Target): Check[] {
+function haproxyConfigChecks(path: string, target: Target, saveState: boolean): Check[] {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -244,17 +245,7 @@ function haproxyConfigChecks(path: string, target: Target): Check[] {
           "add `stats timeout 2m` to the global section",
         ),
   );
-  const stateFile = lines.some((l) => l.startsWith("server-state-file "));
-  const load = lines.some((l) => l.startsWith("load-server-state-from-file "));
-  out.push(
-    stateFile && load
-      ? ok("server state", "server-state-file and load-server-state-from-file are set")
-      : warn(
-          "server state",
-          "runtime changes (drain, maint, weights) are lost on reload",
-          "set `server-state-file` (global) and `load-server-state-from-file global` (defaults), and save `show servers state` before reloading",
-        ),
-  );
+  out.push(...stateFileChecks(text, path, { saveState, now: new Date() }));
   out.push(statsMaxconnCheck(text, path, target));
   return out;
 }
@@ -383,7 +374,7 @@ function auditChecks(settings: Settings): Check[] {
 export async function runDoctor(settings: Settings, haproxyConfig: string): Promise<Check[]> {
   return [
     ...(await socketChecks(settings)),
-    ...haproxyConfigChecks(haproxyConfig, settings.target),
+    ...haproxyConfigChecks(haproxyConfig, settings.target, settings.servers.saveState),
     ...sudoersChecks(),
     ...configInUse(settings),
     ...(await configChecks()),

@@ -387,11 +387,14 @@ export function mapEntryOperation(req: MapEntryRequest): Operation<MapState, Map
       const after = (await readEntries(sessions.read, req.kind, req.ref)).filter(
         (e) => e.key === req.key,
       );
-      const file = plan.body.file || "the config";
+      const file = plan.body.file;
       return {
         mismatches: checkMapEntry(plan.body, after),
         summary: [
-          `verified: read back from HAProxy (runtime only: a reload restores ${file}; use ${req.kind} replace --persist to keep changes)`,
+          "verified: read back from HAProxy",
+          file
+            ? `runtime only: a reload undoes this (HAProxy loads ${file} again); to keep it, write the file too: hapops ${req.kind} replace ${req.ref} --from <file> --persist`
+            : `runtime only: a reload undoes this (the entries are written in haproxy.cfg); to keep it, edit haproxy.cfg`,
         ],
         json: { entries: after },
       };

@@ -74,11 +74,12 @@ export function rawOperation(
       const answer = plan.body.answer ?? [];
       const summary = !cmd.mutates
         ? []
-        : answer.length > 0
-          ? ["raw changes are not verified: check with hapops servers or stat"]
-          : [
-              "sent; HAProxy answered nothing (raw changes are not verified: check with hapops servers or stat)",
-            ];
+        : [
+            answer.length > 0
+              ? "raw changes are not verified: check with hapops servers or stat"
+              : "sent; HAProxy answered nothing (raw changes are not verified: check with hapops servers or stat)",
+            "runtime only: a reload undoes this unless haproxy.cfg (or a file it loads) says the same; server state survives with hapops reload or hapops state save, maps with map replace --persist",
+          ];
       return Promise.resolve({
         mismatches: [],
         output: answer,

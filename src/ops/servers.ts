@@ -2,7 +2,8 @@ import type { ChangeSessions } from "../engine/change.js";
 import type { RuntimeSession } from "../runtime/session.js";
 import { fetchServers } from "../engine/state.js";
 import type { Guard, Operation, Plan, Step, Verification } from "../engine/operation.js";
-import { GuardError, VerificationError } from "../errors.js";
+import { EnvironmentError, GuardError, VerificationError, type HapopsError } from "../errors.js";
+import { saveServerState } from "./state.js";
 import {
   planChange,
   verifyPlan,
@@ -53,6 +54,86 @@ export interface ServerChange {
   readonly heading?: string | undefined;
   /** Which step of a ramp this is (1 for the first). */
   readonly rampStep?: number | undefined;
+  /**
+   * `servers.saveState`: the server-state file to write after every verified change (what a
+   * reload then keeps), or why it cannot be (no server-state-file in haproxy.cfg...).
+   */
+  readonly saveState?: SaveStateTarget | undefined;
+  /** A dry run: the plan says what would follow the change (the state save). */
+  readonly dryRun?: boolean | undefined;
+}
+
+export type SaveStateTarget =
+  | {
+      readonly path: string;
+      /** Backends a reload loads this file into; undefined when haproxy.cfg was not read. */
+      readonly loadedBy: readonly string[] | undefined;
+    }
+  | { readonly problem: string };
+
+/**
+ * What a reload does to a verified runtime change, in one line: undo it, unless the server state
+ * is saved first (or was, by servers.saveState).
+ */
+export async function keepAfterReload(
+  read: RuntimeSession,
+  sp: ServerPlan,
+  after: readonly ServerFacts[],
+  target: SaveStateTarget | undefined,
+): Promise<{ summary: string[]; json: Record<string, unknown>; error?: HapopsError }> {
+  // The configuration HAProxy loaded is what a reload brings back (CMAINT records `disabled`,
+  // initialWeight the configured weight): a change back to it is not undone.
+  const changed = new Set(sp.servers.filter((s) => s.commands.length > 0).map(name));
+  const offConfig = after.some(
+    (f) =>
+      changed.has(name(f)) &&
+      (f.weight !== f.initialWeight ||
+        (f.adminFlags.includes("FMAINT")
+          ? "MAINT"
+          : f.adminFlags.includes("FDRAIN")
+            ? "DRAIN"
+            : "READY") !== (f.adminFlags.includes("CMAINT") ? "MAINT" : "READY")),
+  );
+  const undo =
+    "runtime only: a reload undoes this unless the server state is saved first (hapops reload does; or hapops state save, or servers.saveState: true)";
+  if (target === undefined) return { summary: offConfig ? [undo] : [], json: {} };
+  if ("problem" in target)
+    return {
+      summary: [
+        offConfig
+          ? `runtime only: servers.saveState is on, but ${target.problem}; a reload undoes this (hapops reload keeps it)`
+          : `not saved: servers.saveState is on, but ${target.problem}`,
+      ],
+      json: { stateSaved: null },
+    };
+  try {
+    const saved = await saveServerState(read, target.path);
+    const backends = [...new Set(sp.servers.map((s) => s.backend))];
+    const notLoaded =
+      target.loadedBy === undefined ? [] : backends.filter((b) => !target.loadedBy!.includes(b));
+    return {
+      summary: [
+        `saved: the server state (${saved.servers} servers) to ${saved.path}, so a reload keeps this`,
+        ...(notLoaded.length > 0
+          ? [
+              `note: ${notLoaded.join(", ")} ${notLoaded.length === 1 ? "does" : "do"} not load it (load-server-state-from-file global), so a reload undoes the change there`,
+            ]
+          : []),
+      ],
+      json: { stateSaved: saved },
+    };
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    return {
+      summary: [],
+      json: { stateSaved: null },
+      error: new EnvironmentError(
+        `${sp.op} ${sp.selector} is verified, but saving the server state to ${target.path} failed (${why}): a reload would undo it; fix that, then run hapops state save`,
+        { path: target.path },
+        { cause: e },
+      ),
+    };
+  }
 }
 
 function describeWeight(w: WeightSpec): string {
@@ -265,6 +346,9 @@ export function serverOperation(
             ? [req.heading ?? "step 1:"]
             : []),
           ...describeServerPlan(sp, req.paint),
+          ...(req.dryRun && req.saveState && "path" in req.saveState && commands.length > 0
+            ? [`then: save the server state to ${req.saveState.path} (servers.saveState)`]
+            : []),
         ],
         json: {
           selector: sp.selector,
@@ -296,6 +380,13 @@ export function serverOperation(
           ? [...new Set(after.map((f) => `weight ${f.weight}`))].join(", ")
           : [...new Set(after.map((f) => f.admin))].join(", ");
       const n = after.length;
+      // Once verified: save the state (servers.saveState), and say what a reload would do. A
+      // chain (drain then maint, a ramp) says it once, at its last step.
+      const kept =
+        found.length === 0
+          ? await keepAfterReload(sessions.read, sp, after, req.saveState)
+          : { summary: [], json: {} };
+      const last = !plan.steps.some((s) => s.kind === "replan");
       return {
         mismatches,
         ...(found.length > 0
@@ -305,11 +396,15 @@ export function serverOperation(
                 { mismatches: found },
               ),
             }
-          : {}),
+          : kept.error
+            ? { error: kept.error }
+            : {}),
         summary: [
           `verified: HAProxy reports ${n === 1 ? "the server" : `all ${n} servers`} ${what} (${changed} changed, ${n - changed} already so)`,
+          ...kept.summary.filter((l) => last || !l.startsWith("runtime only:")),
         ],
         json: {
+          ...kept.json,
           selector: sp.selector,
           servers: after.map((f) => ({
             backend: f.backend,

@@ -129,3 +129,179 @@ export function parseStatsLimits(text: string): StatsLimits {
   }
   return { maxconn, sockets };
 }
+
+/** `load-server-state-from-file` (configuration.txt 4.2): where a backend's state comes from. */
+export type StateLoad = "global" | "local" | "none";
+
+/** A `server` line as the configuration sets it up (what a reload restores). */
+export interface ConfigServer {
+  readonly name: string;
+  /** `weight`, else the backend's `default-server` weight, else HAProxy's default of 1. */
+  readonly weight: number;
+  /** `disabled` (or a `default-server disabled` not undone by `enabled`): starts in MAINT. */
+  readonly disabled: boolean;
+}
+
+export interface ConfigBackend {
+  readonly name: string;
+  /** From the backend or its defaults section; HAProxy's default is none. */
+  readonly loadState: StateLoad;
+  /** `server-state-file-name <file>`, for `local`; undefined means the backend's name. */
+  readonly stateFileName: string | undefined;
+  readonly servers: readonly ConfigServer[];
+}
+
+/**
+ * What a reload would set up for servers: each backend's (and listen section's) servers with
+ * their configured weight and `disabled`, and the server-state file settings of the global
+ * section and of each backend. `server-template` lines expand to their names (`web1`..`web3`).
+ */
+export interface ServerConfig {
+  /** Global `server-state-file`, as written. */
+  readonly stateFile: string | undefined;
+  /** Global `server-state-base`, as written. */
+  readonly stateBase: string | undefined;
+  /** Global `crt-base`: where relative certificate names are looked up. */
+  readonly crtBase: string | undefined;
+  readonly backends: ReadonlyMap<string, ConfigBackend>;
+}
+
+interface ServerDefaults {
+  weight?: number;
+  disabled?: boolean;
+  loadState?: StateLoad;
+  stateFileName?: string | undefined;
+}
+
+/** `weight N`, `disabled` and `enabled` among a server line's options (later words win). */
+function serverOptions(words: readonly string[], base: ServerDefaults): ServerDefaults {
+  const out: ServerDefaults = { ...base };
+  words.forEach((w, i) => {
+    if (w === "weight") {
+      const n = count(words[i + 1]);
+      if (n !== undefined) out.weight = n;
+    } else if (w === "disabled") out.disabled = true;
+    else if (w === "enabled") out.disabled = false;
+  });
+  return out;
+}
+
+/** `server-template <prefix> <num | low-high> <fqdn>[:port]`: the names HAProxy gives them. */
+function templateNames(prefix: string, range: string | undefined): string[] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(range ?? "");
+  if (!m) return [];
+  const [low, high] = m[2] === undefined ? [1, Number(m[1])] : [Number(m[1]), Number(m[2])];
+  if (high - low > 100_000) return [];
+  const out: string[] = [];
+  for (let n = low; n <= high; n++) out.push(`${prefix}${n}`);
+  return out;
+}
+
+function stateLoad(word: string | undefined): StateLoad | undefined {
+  return word === "global" || word === "local" || word === "none" ? word : undefined;
+}
+
+/**
+ * Read the server side of a configuration: see ServerConfig. A proxy section takes the last
+ * `defaults` section before it, or the named one its `from` gives (2.6); `default-server` in
+ * either sets what its servers start from.
+ */
+export function parseServerConfig(text: string): ServerConfig {
+  let stateFile: string | undefined;
+  let stateBase: string | undefined;
+  let crtBase: string | undefined;
+  const backends = new Map<string, ConfigBackend>();
+  const named = new Map<string, ServerDefaults>();
+  let lastDefaults: ServerDefaults = {};
+  let section: "global" | "defaults" | "proxy" | "other" = "other";
+  let defaults: ServerDefaults = {};
+  let proxy:
+    | { name: string; base: ServerDefaults; own: ServerDefaults; servers: ConfigServer[] }
+    | undefined;
+  const close = () => {
+    if (!proxy) return;
+    const s = { ...proxy.base, ...proxy.own };
+    backends.set(proxy.name, {
+      name: proxy.name,
+      loadState: s.loadState ?? "none",
+      stateFileName: s.stateFileName,
+      servers: proxy.servers,
+    });
+    proxy = undefined;
+  };
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/(^|\s)#.*$/, "").trim();
+    if (line.length === 0) continue;
+    const words = line.split(/\s+/);
+    const m = SECTION.exec(line);
+    if (m && !raw.startsWith(" ") && !raw.startsWith("\t")) {
+      close();
+      const kind = m[1]!;
+      if (kind === "global") section = "global";
+      else if (kind === "defaults") {
+        // `defaults [<name>] [from <name>]` (2.6): a named one can be a later section's `from`.
+        section = "defaults";
+        const fromAt = words.indexOf("from");
+        defaults = { ...(fromAt > 0 ? named.get(words[fromAt + 1] ?? "") : undefined) };
+        lastDefaults = defaults;
+        if (words[1] && words[1] !== "from") named.set(words[1], defaults);
+      } else if ((kind === "backend" || kind === "listen") && m[2]) {
+        section = "proxy";
+        const fromAt = words.indexOf("from");
+        const base = (fromAt > 0 ? named.get(words[fromAt + 1] ?? "") : undefined) ?? lastDefaults;
+        proxy = { name: m[2], base: { ...base }, own: {}, servers: [] };
+      } else section = "other";
+      continue;
+    }
+    if (section === "global") {
+      if (words[0] === "server-state-file" && words[1]) stateFile = words[1];
+      else if (words[0] === "server-state-base" && words[1]) stateBase = words[1];
+      else if (words[0] === "crt-base" && words[1]) crtBase = words[1];
+      continue;
+    }
+    const target = section === "defaults" ? defaults : section === "proxy" ? proxy?.own : undefined;
+    if (!target) continue;
+    if (words[0] === "load-server-state-from-file") {
+      const load = stateLoad(words[1]);
+      if (load) target.loadState = load;
+    } else if (words[0] === "server-state-file-name") {
+      target.stateFileName =
+        words[1] === undefined || words[1] === "use-backend-name" ? undefined : words[1];
+    } else if (words[0] === "default-server") {
+      Object.assign(target, serverOptions(words.slice(1), {}));
+    } else if (proxy && (words[0] === "server" || words[0] === "server-template")) {
+      const base = { ...proxy.base, ...proxy.own };
+      const template = words[0] === "server-template";
+      const opts = serverOptions(words.slice(template ? 4 : 3), {
+        ...(base.weight !== undefined ? { weight: base.weight } : {}),
+        ...(base.disabled !== undefined ? { disabled: base.disabled } : {}),
+      });
+      const names = template ? templateNames(words[1] ?? "", words[2]) : [words[1] ?? ""];
+      for (const name of names.filter(Boolean))
+        proxy.servers.push({ name, weight: opts.weight ?? 1, disabled: opts.disabled ?? false });
+    }
+  }
+  close();
+  return { stateFile, stateBase, crtBase, backends };
+}
+
+/**
+ * Where HAProxy opens a server-state file (srv_state_get_filepath in src/server_state.c): an
+ * absolute name as it is, otherwise under `server-state-base` when there is one. Undefined for
+ * a relative name without a base: HAProxy opens it from its own working directory, which hapops
+ * cannot know.
+ */
+export function stateFilePath(name: string, base: string | undefined): string | undefined {
+  if (name.startsWith("/")) return name;
+  if (base === undefined) return undefined;
+  return `${base}${base.endsWith("/") ? "" : "/"}${name}`;
+}
+
+/** The file a backend's state is loaded from at a reload, or undefined (none, or unknown). */
+export function backendStatePath(cfg: ServerConfig, backend: ConfigBackend): string | undefined {
+  if (backend.loadState === "global")
+    return cfg.stateFile === undefined ? undefined : stateFilePath(cfg.stateFile, cfg.stateBase);
+  if (backend.loadState === "local")
+    return stateFilePath(backend.stateFileName ?? backend.name, cfg.stateBase);
+  return undefined;
+}

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { parseStatsLimits, parseStickTables } from "../../src/parse/haproxy-cfg.js";
+import {
+  backendStatePath,
+  parseServerConfig,
+  parseStatsLimits,
+  parseStickTables,
+  stateFilePath,
+} from "../../src/parse/haproxy-cfg.js";
 
 const cfg = (...lines: string[]): string => lines.join("\n") + "\n";
 
@@ -243,5 +249,150 @@ describe("parseStatsLimits", () => {
 
   it("ignores a stats maxconn that is not a number", () => {
     expect(parseStatsLimits(cfg("global", "  stats maxconn lots")).maxconn).toBeUndefined();
+  });
+});
+
+describe("parseServerConfig", () => {
+  it("reads servers with their weight (default 1) and disabled, per backend and listen section", () => {
+    const c = parseServerConfig(
+      cfg(
+        "global",
+        "    server-state-file /var/lib/haproxy/server-state",
+        "defaults",
+        "    load-server-state-from-file global",
+        "backend be_app",
+        "    server app1 10.0.0.1:80 check weight 100",
+        "    server app2 10.0.0.2:80 weight 50 check # weight 7",
+        "    server app3 10.0.0.3:80 disabled",
+        "listen li",
+        "    server s unix@/run/x.sock",
+      ),
+    );
+    expect(c.stateFile).toBe("/var/lib/haproxy/server-state");
+    expect(c.backends.get("be_app")).toEqual({
+      name: "be_app",
+      loadState: "global",
+      stateFileName: undefined,
+      servers: [
+        { name: "app1", weight: 100, disabled: false },
+        { name: "app2", weight: 50, disabled: false },
+        { name: "app3", weight: 1, disabled: true },
+      ],
+    });
+    expect(c.backends.get("li")?.servers).toEqual([{ name: "s", weight: 1, disabled: false }]);
+  });
+
+  it("takes default-server from the defaults and the backend; enabled undoes disabled", () => {
+    const c = parseServerConfig(
+      cfg(
+        "defaults",
+        "    default-server weight 20 disabled",
+        "backend b1",
+        "    server a 127.0.0.1:1",
+        "    server b 127.0.0.1:2 enabled weight 5",
+        "backend b2",
+        "    default-server weight 30",
+        "    server c 127.0.0.1:3",
+      ),
+    );
+    expect(c.backends.get("b1")?.servers).toEqual([
+      { name: "a", weight: 20, disabled: true },
+      { name: "b", weight: 5, disabled: false },
+    ]);
+    expect(c.backends.get("b2")?.servers).toEqual([{ name: "c", weight: 30, disabled: true }]);
+  });
+
+  it("uses the last defaults section before a proxy, or the one its `from` names", () => {
+    const c = parseServerConfig(
+      cfg(
+        "defaults keep",
+        "    load-server-state-from-file global",
+        "defaults plain",
+        "    mode http",
+        "backend b1",
+        "    server a 127.0.0.1:1",
+        "backend b2 from keep",
+        "    server a 127.0.0.1:1",
+        "defaults local from keep",
+        "    timeout connect 1s",
+        "backend b3",
+        "    load-server-state-from-file local",
+        "    server-state-file-name b3.state",
+        "    server a 127.0.0.1:1",
+        "backend b4",
+        "    server a 127.0.0.1:1",
+      ),
+    );
+    expect(c.backends.get("b1")?.loadState).toBe("none");
+    expect(c.backends.get("b2")?.loadState).toBe("global");
+    expect(c.backends.get("b3")).toMatchObject({ loadState: "local", stateFileName: "b3.state" });
+    // `defaults local from keep` inherits keep's load-server-state-from-file.
+    expect(c.backends.get("b4")?.loadState).toBe("global");
+  });
+
+  it("expands server-template names", () => {
+    const c = parseServerConfig(
+      cfg(
+        "backend b",
+        "    server-template web 3 web.example.com:80 check weight 7",
+        "    server-template api 5-6 api.example.com:80",
+      ),
+    );
+    expect(c.backends.get("b")?.servers.map((s) => `${s.name}:${s.weight}`)).toEqual([
+      "web1:7",
+      "web2:7",
+      "web3:7",
+      "api5:1",
+      "api6:1",
+    ]);
+  });
+
+  it("reads server-state-base and crt-base, and ignores servers outside proxies", () => {
+    const c = parseServerConfig(
+      cfg(
+        "global",
+        "    server-state-base /var/lib/haproxy/",
+        "    server-state-file state",
+        "    crt-base /etc/ssl/private",
+        "frontend fe",
+        "    bind :80",
+      ),
+    );
+    expect(c).toMatchObject({
+      stateFile: "state",
+      stateBase: "/var/lib/haproxy/",
+      crtBase: "/etc/ssl/private",
+    });
+    expect(c.backends.size).toBe(0);
+  });
+});
+
+describe("state file paths", () => {
+  it("resolves a name as HAProxy does: absolute as is, else under server-state-base", () => {
+    expect(stateFilePath("/x/state", "/base")).toBe("/x/state");
+    expect(stateFilePath("state", "/base")).toBe("/base/state");
+    expect(stateFilePath("state", "/base/")).toBe("/base/state");
+    expect(stateFilePath("state", undefined)).toBeUndefined();
+  });
+
+  it("gives each backend the file it loads: global, local (its own name by default), or none", () => {
+    const c = parseServerConfig(
+      cfg(
+        "global",
+        "    server-state-base /s",
+        "    server-state-file global.state",
+        "backend g",
+        "    load-server-state-from-file global",
+        "    server a 127.0.0.1:1",
+        "backend l",
+        "    load-server-state-from-file local",
+        "    server a 127.0.0.1:1",
+        "backend n",
+        "    server a 127.0.0.1:1",
+      ),
+    );
+    expect(backendStatePath(c, c.backends.get("g")!)).toBe("/s/global.state");
+    expect(backendStatePath(c, c.backends.get("l")!)).toBe("/s/l");
+    expect(backendStatePath(c, c.backends.get("n")!)).toBeUndefined();
   });
 });

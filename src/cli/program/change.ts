@@ -80,9 +80,10 @@ async function runChangeCommand(
     cmd,
     { op, dryRun: flags.dryRun, reason: flags.reason, force: flags.force },
     async (s) => {
-      const [{ buildChangeRequest }, { serverOperation }] = await Promise.all([
+      const [{ buildChangeRequest }, { serverOperation }, { saveStateTarget }] = await Promise.all([
         import("../change-args.js"),
         import("../../ops/servers.js"),
+        import("../../host/state-file.js"),
       ]);
       const parsed = buildChangeRequest(op, selectorArg, weightArg, flags, flags.force ?? false);
       return serverOperation({
@@ -95,6 +96,8 @@ async function runChangeCommand(
         ramp: parsed.ramp,
         target: s.targetText,
         paint: paintFor(s),
+        saveState: saveStateTarget(s),
+        dryRun: flags.dryRun,
       });
     },
   );
