@@ -132,6 +132,24 @@ export class VerificationError extends HapopsError {
   readonly exitCode = ExitCode.refusedOrUnverified;
 }
 
+/**
+ * HAProxy's own configuration does not pass `haproxy -c`: a reload is refused before anything is
+ * sent. `lines` are HAProxy's words (its ALERT lines).
+ */
+export class HaproxyConfigError extends HapopsError {
+  readonly code = "HAPROXY_CONFIG_INVALID";
+  readonly exitCode = ExitCode.usage;
+}
+
+/**
+ * A reload that did not bring up a new worker (the master answered Success=0, or counted a
+ * failed reload, or no new worker came up in time); the old worker keeps serving.
+ */
+export class ReloadFailedError extends HapopsError {
+  readonly code = "RELOAD_FAILED";
+  readonly exitCode = ExitCode.refusedOrUnverified;
+}
+
 /** A wait (drain --wait) reached its deadline; the change itself stands. */
 export class WaitTimeoutError extends HapopsError {
   readonly code = "WAIT_TIMEOUT";

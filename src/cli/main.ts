@@ -7,6 +7,7 @@ import { registerChangeCommands } from "./program/change.js";
 import { registerMapCommands } from "./program/maps.js";
 import { registerOpsCommands } from "./program/ops.js";
 import { registerReadCommands } from "./program/read.js";
+import { registerReloadCommands } from "./program/reload.js";
 import { registerStateCommands } from "./program/state.js";
 import { registerTableCommands } from "./program/tables.js";
 
@@ -21,6 +22,7 @@ Examples:
   $ hapops drain be_app/app1 --wait --then maint --reason "kernel update"
   $ hapops certs                           # loaded certificates, soonest expiry first
   $ hapops table show be_app --key 192.0.2.10
+  $ hapops reload --dry-run                # check the config; what a reload would undo, and how it is kept
   $ hapops sandbox start --detach          # a real HAProxy to try things on
 
 Exit codes:
@@ -36,6 +38,10 @@ export function buildProgram(json = false): Command {
     .option(
       "-s, --socket <target>",
       "runtime API: /path, unix:/path, tcp://h:p, tls://h:p, or a target name from the config (env: HAPOPS_SOCKET)",
+    )
+    .option(
+      "--master <path>",
+      "master CLI socket, for reload (default: master: in the config, then /run/haproxy-master.sock if it exists)",
     )
     .option(
       "-c, --config <file>",
@@ -74,6 +80,7 @@ export function buildProgram(json = false): Command {
   registerTableCommands(program);
   registerChangeCommands(program);
   registerCertCommands(program);
+  registerReloadCommands(program);
   registerMapCommands(program, "map");
   registerMapCommands(program, "acl");
   registerOpsCommands(program, (argv) => main(argv));

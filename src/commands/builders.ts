@@ -1,6 +1,6 @@
 import { ValidationError } from "../errors.js";
 import { GRAMMAR, type CommandName, type CommandSpec } from "./grammar.js";
-import type { Level } from "./levels.js";
+import { levelRank, type Level } from "./levels.js";
 import {
   validateFilename,
   refusePayloadMarker,
@@ -205,6 +205,52 @@ export function commitSslCert(filename: string): RuntimeCommand {
 /** `abort ssl cert <file>`: drop the open transaction; the old certificate keeps serving. */
 export function abortSslCert(filename: string): RuntimeCommand {
   return build("abortSslCert", [validateFilename("certificate file name", filename)]);
+}
+
+/** `show proc` on the master CLI: the master, its workers and the old ones still finishing. */
+export function showProc(): RuntimeCommand {
+  return build("showProc");
+}
+
+/** `reload` on the master CLI: a soft reload (-sf) of every worker (management.txt 9.4). */
+export function reload(): RuntimeCommand {
+  return build("reload");
+}
+
+/** A worker as the master CLI names it: by its place (1 = the newest) or by its pid. */
+export type WorkerRef = { readonly relative: number } | { readonly pid: number };
+
+/**
+ * `@<n> <command>` / `@!<pid> <command>`: a command of the grammar sent to one worker through the
+ * master CLI. Only one-line worker commands: no payload, and never a master command or a prefix.
+ */
+export function onWorker(worker: WorkerRef, command: RuntimeCommand): RuntimeCommand {
+  const n = "pid" in worker ? worker.pid : worker.relative;
+  if (!Number.isInteger(n) || n < 1 || n > 0x7fffffff)
+    throw new ValidationError(
+      `${"pid" in worker ? "a worker pid" : "a relative worker number"} is a whole number from 1, not ${n}`,
+    );
+  if (
+    command.payload !== undefined ||
+    command.line.startsWith("@") ||
+    ["showProc", "reload", "masterRoute"].includes(command.name)
+  )
+    throw new ValidationError(
+      `'${command.spec.words}' cannot be sent to a worker through the master CLI`,
+    );
+  const route = build("masterRoute");
+  const prefix = "pid" in worker ? `@!${n}` : `@${n}`;
+  return {
+    name: command.name,
+    spec: {
+      ...command.spec,
+      level:
+        levelRank(command.spec.level) < levelRank(route.spec.level)
+          ? route.spec.level
+          : command.spec.level,
+    },
+    line: `${prefix} ${command.line}`,
+  };
 }
 
 /** The bytes written to the socket for a command. */

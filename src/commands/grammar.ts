@@ -101,6 +101,16 @@ export const GRAMMAR = {
   // Empties one version: what a replace that fails before its commit leaves (management.txt 9.3).
   clearMap: spec("clear map", "user", true, "clear map [@<ver>] <map>"),
   clearAcl: spec("clear acl", "user", true, "clear acl [@<ver>] <acl>"),
+  // The master CLI (HAProxy started with -W/-Ws and -S <socket>; management.txt 9.4). Measured:
+  // `show proc` answers at user level on 2.6 but "Permission denied" below operator on 3.4;
+  // `reload` answers "Permission denied" at user level and reloads at operator (2.6 and 3.4).
+  showProc: spec("show proc", "operator", false, "show proc"),
+  reload: spec("reload", "operator", true, "reload"),
+  // `@<relative pid> <command>` / `@!<pid> <command>`: one command of the grammar, sent to a
+  // worker through the master. The worker runs it at the master session's level; below operator
+  // the master answers "Permission denied" to any prefix (measured on 2.6 and 3.4). A pid that
+  // is not a worker gets "Can't find the target PID matching the prefix" and the connection closes.
+  masterRoute: spec("@", "operator", false, "@<relative pid> <command> | @!<pid> <command>"),
   // `hapops raw`: the real words, level and effect come from commands/raw.ts per command.
   raw: spec("", "admin", true, "<a command from the raw table>"),
 } as const satisfies Record<string, CommandSpec>;

@@ -13,6 +13,8 @@ const duration = z.union([text, z.number().check(z.positive())]);
 
 const target = z.strictObject({
   socket: text,
+  /** The master CLI of this HAProxy (`-S <socket>`): `show proc`, `reload`. */
+  master: z.optional(text),
   tls: z.optional(tls),
   insecureTcp: z.optional(z.boolean()),
 });
@@ -38,6 +40,8 @@ const groupRule = z.union([
 export const configSchema = z.strictObject({
   /** Default target: a socket (`/path`, `unix:`, `tcp://`, `tls://`) or the name of a target. */
   socket: z.optional(text),
+  /** The master CLI socket (HAProxy started with -W/-Ws and -S <socket>), for `hapops reload`. */
+  master: z.optional(text),
   tls: z.optional(tls),
   insecureTcp: z.optional(z.boolean()),
   targets: z.optional(z.record(z.string().check(z.regex(/^[A-Za-z0-9_.-]+$/)), target)),

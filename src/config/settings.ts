@@ -11,9 +11,13 @@ import type { ConfigFile } from "./schema.js";
 
 export const DEFAULT_SOCKET = "/run/haproxy/admin.sock";
 
+/** Where Debian's haproxy.service puts the master CLI (`EXTRAOPTS=-S /run/haproxy-master.sock`). */
+export const DEFAULT_MASTER = "/run/haproxy-master.sock";
+
 /** Global flags as the CLI parsed them (all optional). */
 export interface GlobalFlags {
   socket?: string;
+  master?: string;
   config?: string;
   json?: boolean;
   timeout?: string;
@@ -38,6 +42,11 @@ export interface AuditSettings {
 export interface Settings {
   readonly target: Target;
   readonly targetText: string;
+  /**
+   * The master CLI socket (a unix path) for `hapops reload`: --master, the target's or the
+   * file's `master:`, else /run/haproxy-master.sock when it exists; undefined when none.
+   */
+  readonly master: string | undefined;
   readonly tls: TlsFiles | undefined;
   readonly insecureTcp: boolean;
   readonly connectTimeoutMs: number;
@@ -178,6 +187,8 @@ export async function resolveSettings(
       `TLS files were given but the socket ${formatTarget(target)} is not tls://host:port`,
     );
 
+  const master = resolveMaster(flags, environment, file, named, configPath);
+
   const commandTimeoutMs = flags.timeout
     ? parseDuration(flags.timeout, "--timeout")
     : durationFromConfig(file.timeouts?.command, 10_000, configPath, "timeouts.command");
@@ -188,6 +199,7 @@ export async function resolveSettings(
   return {
     target,
     targetText: named ? `${socketText} (${formatTarget(target)})` : formatTarget(target),
+    master,
     tls,
     insecureTcp: flags.insecureTcp ?? named?.insecureTcp ?? file.insecureTcp ?? false,
     connectTimeoutMs,
@@ -211,6 +223,40 @@ export async function resolveSettings(
     policy: file.policy ? normalisePolicy(file.policy.groups) : undefined,
     sudo: environment.sudo,
   };
+}
+
+/**
+ * The master CLI socket: --master, then the chosen target's `master:`, then the file's, then
+ * the default when it exists. Under sudo --master may only repeat the configured one (like -s).
+ * A unix socket only: a reload checks and may write files on HAProxy's own host.
+ */
+function resolveMaster(
+  flags: GlobalFlags,
+  environment: Environment,
+  file: ConfigFile,
+  named: { master?: string | undefined } | undefined,
+  configPath: string | undefined,
+): string | undefined {
+  const configured = named ? named.master : file.master;
+  if (environment.sudo && flags.master !== undefined && flags.master !== configured)
+    throw new PolicyError(
+      `--master ${flags.master} is refused under sudo: only the master socket ${SYSTEM_CONFIG} names applies (${configured ?? "none"})`,
+    );
+  const text = flags.master ?? configured;
+  if (text === undefined) return existsSync(DEFAULT_MASTER) ? DEFAULT_MASTER : undefined;
+  const where =
+    flags.master !== undefined ? "--master" : `master: in ${configPath ?? "the config"}`;
+  let parsed: Target;
+  try {
+    parsed = parseTarget(text);
+  } catch (e) {
+    throw new UsageError(`${where}: ${(e as Error).message}`);
+  }
+  if (parsed.kind !== "unix")
+    throw new UsageError(
+      `${where} ${text}: the master CLI must be a unix socket on this host (a reload runs haproxy -c and writes the server-state file here); run hapops on the HAProxy host`,
+    );
+  return parsed.path;
 }
 
 function normalisePolicy(groups: NonNullable<ConfigFile["policy"]>["groups"]): Policy {

@@ -5,6 +5,7 @@ import type { Scope } from "../policy/policy.js";
 
 export type { Scope };
 import type { ChangeSessions } from "./change.js";
+import type { Clock } from "./wait.js";
 
 /**
  * The operation engine's vocabulary (DESIGN.md, "one operation engine"). An operation reads the
@@ -20,6 +21,8 @@ export interface Guard {
   readonly ok: boolean;
   /** Failed, but --force overrode it (recorded). */
   readonly forced: boolean;
+  /** What overrode it when not the operator's --force, for the warning (a reload's re-apply). */
+  readonly forcedBy?: string;
   readonly reason: string;
   /** The refusal when it fails unforced (a GuardError otherwise). */
   readonly error?: HapopsError;
@@ -58,9 +61,14 @@ export type Step =
       readonly payloadNote?: string;
       /**
        * Runs the whole transaction, aborting it on failure; appends each line to `sent` as it
-       * goes. May return notes for the operator (what an abort left serving).
+       * goes. May return notes for the operator (what an abort left serving). `env` has the
+       * run's clock, Ctrl-C signal and progress line, for a step that waits (a reload).
        */
-      run(sessions: ChangeSessions, sent: string[]): Promise<readonly string[] | void>;
+      run(
+        sessions: ChangeSessions,
+        sent: string[],
+        env: StepEnv,
+      ): Promise<readonly string[] | void>;
     }
   | {
       readonly kind: "wait";
@@ -94,9 +102,28 @@ export type Step =
       readonly label: string;
       /** What to say when Ctrl-C stops the pause before it (nothing more was sent). */
       readonly interrupted: string;
-      /** The next operation; `simulate` (a dry run) plans it on the state this plan leaves. */
-      readonly next: (simulate: boolean) => Operation;
+      /**
+       * The next operation; `simulate` (a dry run) plans it on the state this plan leaves.
+       * Undefined: nothing is left to do (a reload whose state file carried everything).
+       */
+      readonly next: (simulate: boolean) => Operation | undefined;
+      /**
+       * Policy operations the next plans may perform besides `op`, authorized with this plan
+       * before anything is sent (the server changes a reload re-applies).
+       */
+      readonly ops?: readonly string[];
     };
+
+/** What a step that waits gets from the run: its clock, Ctrl-C, and the progress line. */
+export interface StepEnv {
+  readonly clock: Clock;
+  readonly signal: AbortSignal;
+  readonly ui: {
+    line(text: string): void;
+    progress(text: string): void;
+    endProgress(): void;
+  };
+}
 
 export interface Plan<B = unknown> {
   readonly version: 1;
@@ -147,6 +174,11 @@ export interface Operation<S = unknown, B = unknown> {
    * holds one connection like any read command.
    */
   readonly oneSession?: Level;
+  /**
+   * Open new sessions before reading: the process the run's sessions reached was replaced (a
+   * reload), and this operation must read and change the new one.
+   */
+  readonly reconnect?: boolean;
   read(sessions: ChangeSessions): Promise<S>;
   plan(state: S): Plan<B>;
   /**

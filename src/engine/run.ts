@@ -79,7 +79,12 @@ function linesOf(steps: readonly Step[]): string[] {
 
 /** Every policy operation a plan will perform, itself and its follow-ups. */
 function opsOf(plan: Plan): string[] {
-  return [...new Set([plan.op, ...plan.steps.map((s) => s.op)])];
+  return [
+    ...new Set([
+      plan.op,
+      ...plan.steps.flatMap((s) => (s.kind === "replan" ? [s.op, ...(s.ops ?? [])] : [s.op])),
+    ]),
+  ];
 }
 
 /** The first guard that refuses, as its error. */
@@ -153,6 +158,18 @@ export async function runOperation(ctx: EngineContext, first: Operation): Promis
     let op: Operation | undefined = first;
     let n = 0;
     while (op) {
+      // After a reload the sessions reach the old process: the next operation needs new ones.
+      if (n > 0 && op.reconnect && !ctx.dryRun) {
+        const old: ChangeSessions = sessions;
+        sessions = undefined;
+        await old.close().catch(() => undefined);
+        sessions = await openChangeSessions(
+          ctx.settings,
+          `hapops ${op.op}`,
+          op.readLevel,
+          op.oneSession,
+        );
+      }
       const next: Operation | undefined = await runOne(ctx, sessions, op, report, n++);
       op = next;
     }
@@ -222,7 +239,8 @@ async function runOne(
     return follow?.kind === "replan" ? follow.next(true) : undefined;
   }
   if (refusal && !(await confirmed(ctx, plan, level.error))) throw refusal;
-  for (const g of plan.guards) if (g.forced) ui.line(ui.warn(`warning: --force: ${g.reason}`));
+  for (const g of plan.guards)
+    if (g.forced) ui.line(ui.warn(`warning: ${g.forcedBy ?? "--force"}: ${g.reason}`));
 
   const act = plan.steps.filter((s) => s.kind !== "replan" && s.kind !== "wait");
   const held = act.length > 0 ? await op.lock?.(plan) : undefined;
@@ -353,7 +371,11 @@ async function runStep(
     case "send":
       return sendStep(sessions, s, sent);
     case "transaction": {
-      const notes = await s.run(sessions, sent);
+      const notes = await s.run(sessions, sent, {
+        clock: ctx.clock,
+        signal: ctx.signal,
+        ui: ctx.ui,
+      });
       for (const n of notes ?? []) ctx.ui.line(ctx.ui.warn(n));
       return;
     }

@@ -45,6 +45,17 @@ export interface LabOptions {
   readonly tlsSocket?: boolean;
   readonly haproxyBin?: string;
   readonly startTimeoutMs?: number;
+  /**
+   * Master-worker mode with a master CLI (`haproxy -W -db -S <dir>/master.sock -f cfg`), as
+   * Debian's unit runs it (-Ws): `show proc`, `reload`, old workers finishing. Default: one
+   * process (`haproxy -db -f cfg`).
+   */
+  readonly masterWorker?: boolean;
+  /**
+   * `server-state-file <dir>/server-state` in global and `load-server-state-from-file global`
+   * in defaults (default true): a reload then takes each server's state from that file.
+   */
+  readonly serverStateFile?: boolean;
 }
 
 export interface LabSockets {
@@ -53,6 +64,8 @@ export interface LabSockets {
   readonly user: string;
   readonly tcp?: string;
   readonly tls?: string;
+  /** The master CLI, in master-worker mode. */
+  readonly master?: string;
 }
 
 export interface LabTls {
@@ -76,10 +89,13 @@ export interface Lab {
   readonly mapFile: string;
   readonly aclFile: string;
   readonly backends: ReadonlyMap<string, HttpBackend>;
+  /** The server-state file the config names (undefined with serverStateFile: false). */
+  readonly stateFile: string | undefined;
   /** The CA that issued every certificate HAProxy loads (tests issue new ones from it). */
   readonly ca: TestCa;
   /** A CA nothing trusts. */
   readonly rogueCa: TestCa;
+  /** HAProxy's pid: the master's in master-worker mode. */
   readonly pid: number;
   /** HAProxy's output so far, for failure messages. */
   output(): string;
@@ -124,6 +140,7 @@ function renderConfig(o: {
   certDir: string;
   backends: readonly BackendSpec[];
   ports: ReadonlyMap<string, number>;
+  stateFile: string | undefined;
 }): string {
   const lines = [
     "global",
@@ -135,14 +152,14 @@ function renderConfig(o: {
     lines.push(`    stats socket ipv4@127.0.0.1:${o.tcpPort} level admin`);
   lines.push(
     "    stats timeout 2m",
-    `    server-state-file ${join(o.dir, "server-state")}`,
+    ...(o.stateFile ? [`    server-state-file ${o.stateFile}`] : []),
     "",
     "defaults",
     "    mode http",
     "    timeout connect 2s",
     "    timeout client 1m",
     "    timeout server 1m",
-    "    load-server-state-from-file global",
+    ...(o.stateFile ? ["    load-server-state-from-file global"] : []),
     "",
     "frontend fe_http",
     `    bind 127.0.0.1:${o.httpPort}`,
@@ -258,7 +275,9 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       user: join(dir, "user.sock"),
       ...(tcpPort !== undefined ? { tcp: `tcp://127.0.0.1:${tcpPort}` } : {}),
       ...(tlsPort !== undefined ? { tls: `tls://127.0.0.1:${tlsPort}` } : {}),
+      ...(opts.masterWorker ? { master: join(dir, "master.sock") } : {}),
     };
+    const stateFile = (opts.serverStateFile ?? true) ? join(dir, "server-state") : undefined;
     const configPath = join(dir, "haproxy.cfg");
     await writeFile(
       configPath,
@@ -271,6 +290,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         certDir,
         backends: specs,
         ports,
+        stateFile,
         ...(tcpPort !== undefined ? { tcpPort } : {}),
         ...(tlsPort !== undefined ? { tlsPort } : {}),
       }),
@@ -278,7 +298,10 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
 
     let output = "";
     const bin = opts.haproxyBin ?? tool("haproxy", "haproxy");
-    const proc = spawn(bin, ["-db", "-f", configPath], {
+    const args = sockets.master
+      ? ["-W", "-db", "-S", sockets.master, "-f", configPath]
+      : ["-db", "-f", configPath];
+    const proc = spawn(bin, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: toolEnv(),
     });
@@ -351,6 +374,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       mapFile: join(dir, "hosts.map"),
       aclFile: join(dir, "blocked.acl"),
       backends,
+      stateFile,
       ca,
       rogueCa,
       pid: proc.pid ?? -1,

@@ -1,6 +1,6 @@
 import { execFile, execFileSync, type ExecFileSyncOptions } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { EnvironmentError } from "../errors.js";
 
 /**
@@ -36,6 +36,27 @@ export function findTool(name: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Whether a program outside SAFE_PATH may run as a helper (the haproxy binary a master process
+ * runs from, found in /proc): an absolute path to a regular, executable, root-owned file that no
+ * one else can write, in directories root owns and no one else can write, like SAFE_PATH's.
+ */
+export function isTrustedProgram(path: string): boolean {
+  if (!path.startsWith("/")) return false;
+  try {
+    accessSync(path, constants.X_OK);
+    const st = statSync(path);
+    if (!st.isFile() || st.uid !== 0 || (st.mode & 0o022) !== 0) return false;
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      const d = statSync(dir);
+      if (d.uid !== 0 || (d.mode & 0o022) !== 0) return false;
+      if (dir === "/") return true;
+    }
+  } catch {
+    return false;
+  }
 }
 
 /** Absolute path of a helper, or a typed error saying which Debian package has it. */

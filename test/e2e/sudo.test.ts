@@ -217,6 +217,10 @@ describe.runIf(canMakePrivateHost())("the sudo access pattern, in a private host
     [["-s", "constructor", "servers"], /-s constructor is refused under sudo/],
     [["-s", "__proto__", "servers"], /-s __proto__ is refused under sudo/],
     [["--insecure-tcp", "servers"], /--insecure-tcp is refused under sudo/],
+    [
+      ["--master", "/tmp/other-master.sock", "reload", "-n"],
+      /--master \/tmp\/other-master\.sock is refused under sudo/,
+    ],
     [["audit", "verify", SECRET], /under sudo, hapops audit reads only the configured log/],
   ])("under sudo, hapops %j is refused (exit 3)", async (args, message) => {
     const r = await viaSudo(ALICE, args);

@@ -28,6 +28,7 @@ export function registerOpsCommands(
       // Each line runs as its own hapops command with the same global options.
       const prefix: string[] = [];
       if (globals.socket) prefix.push("-s", globals.socket);
+      if (globals.master) prefix.push("--master", globals.master);
       if (globals.config) prefix.push("-c", globals.config);
       if (globals.timeout) prefix.push("--timeout", globals.timeout);
       if (globals.tlsCert) prefix.push("--tls-cert", globals.tlsCert);
