@@ -5,6 +5,7 @@ import { readConfigFile, SYSTEM_CONFIG } from "../config/load.js";
 import type { Settings } from "../config/settings.js";
 import { showCliSockets } from "../commands/builders.js";
 import { withSession } from "../engine/connect.js";
+import { masterCli } from "../engine/master.js";
 import { parseCliSockets } from "../parse/cli-sockets.js";
 import {
   DEFAULT_STATS_MAXCONN,
@@ -371,9 +372,49 @@ function auditChecks(settings: Settings): Check[] {
   return out;
 }
 
+/** The master CLI `hapops reload` needs: there, answering, with a serving worker. */
+async function masterChecks(settings: Settings): Promise<Check[]> {
+  if (settings.master === undefined)
+    return [
+      warn(
+        "master",
+        "no master CLI socket: hapops reload needs one (it keeps drains and weights across reloads)",
+        "start HAProxy with -W -S /run/haproxy-master.sock (Debian: EXTRAOPTS in /etc/default/haproxy), or set master: in the config",
+      ),
+    ];
+  try {
+    const procs = await masterCli(settings, settings.master).showProc();
+    const serving = procs.workers.length + procs.oldWorkers.length;
+    return [
+      ok(
+        "master",
+        `${settings.master} answers: master pid ${procs.master.pid}, ${procs.workers.length} worker(s), ${procs.oldWorkers.length} old worker(s) finishing`,
+      ),
+      ...(serving === 0
+        ? [
+            bad(
+              "master",
+              "the master lists no worker",
+              "check HAProxy's logs: no worker is serving",
+            ),
+          ]
+        : []),
+    ];
+  } catch (e) {
+    return [
+      bad(
+        "master",
+        (e as Error).message,
+        "check the -S socket HAProxy was started with, and --master / master: in the config",
+      ),
+    ];
+  }
+}
+
 export async function runDoctor(settings: Settings, haproxyConfig: string): Promise<Check[]> {
   return [
     ...(await socketChecks(settings)),
+    ...(await masterChecks(settings)),
     ...haproxyConfigChecks(haproxyConfig, settings.target, settings.servers.saveState),
     ...sudoersChecks(),
     ...configInUse(settings),

@@ -413,6 +413,19 @@ describe("doctor as an unprivileged user", () => {
     },
   );
 
+  it("says reload needs a master CLI socket when there is none", async () => {
+    const r = await hapops([
+      "-s",
+      lab().sockets.admin,
+      "--master",
+      "/nonexistent/master.sock",
+      "doctor",
+    ]);
+    expect(r.stdout).toMatch(
+      /^fail {2}master +master CLI: no socket at \/nonexistent\/master\.sock/m,
+    );
+  });
+
   it("names the config in use, not only the system one", async () => {
     const r = await hapops(["-s", lab().sockets.admin, "doctor"]);
     expect(r.stdout).toMatch(/^ok {4}config +\/.*hapops\.yaml is valid \(the config in use\)/m);

@@ -142,6 +142,13 @@ describe.each(versions)("HAProxy $version", ({ version, bin }) => {
       });
     const procs = () => showProc(lab.sockets.master!);
 
+    it("doctor sees the master CLI and its worker", async () => {
+      const r = await run(["doctor"]);
+      expect(r.stdout).toMatch(
+        /^ok {4}master +.*master\.sock answers: master pid \d+, 1 worker\(s\)/m,
+      );
+    });
+
     it("keeps a drain and a weight change across the reload, read back from the new worker", async () => {
       expect((await run(["drain", "be_app/app1"])).code).toBe(0);
       expect((await run(["weight", "be_app/app2", "30"])).code).toBe(0);
