@@ -37,7 +37,7 @@ import { parseServersState, type Admin } from "../parse/servers-state.js";
 import { formatDuration } from "../util/duration.js";
 import type { ChangeRequest, ServerFacts } from "./plan.js";
 import { listSelector } from "./selector.js";
-import { serverOperation, type Paint, type ServerChange } from "./servers.js";
+import { serverOperation, toFacts, type Paint, type ServerChange } from "./servers.js";
 import { saveServerState } from "./state.js";
 
 /**
@@ -636,7 +636,7 @@ async function readWorker(
       sessions: undefined,
     }));
   return withSession(req.settings, "hapops reload", async (s) =>
-    (await fetchServers(s)).map((v) => ({ ...v, sessions: v.stat?.scur })),
+    (await fetchServers(s)).map(toFacts),
   );
 }
 
@@ -726,18 +726,7 @@ async function readReload(req: ReloadRequest, sessions: ChangeSessions): Promise
     configs,
     configSource,
     check,
-    servers: servers.map((s) => ({
-      backend: s.backend,
-      server: s.server,
-      address: s.address,
-      port: s.port,
-      operational: s.operational,
-      admin: s.admin,
-      adminFlags: s.adminFlags,
-      weight: s.weight,
-      initialWeight: s.initialWeight,
-      sessions: s.stat?.scur,
-    })),
+    servers: servers.map(toFacts),
     serverConfig,
     stateFileUnsafe,
   };

@@ -1,6 +1,6 @@
 import type { ChangeSessions } from "../engine/change.js";
 import type { RuntimeSession } from "../runtime/session.js";
-import { fetchServers } from "../engine/state.js";
+import { fetchServers, type ServerView } from "../engine/state.js";
 import type { Guard, Operation, Plan, Step, Verification } from "../engine/operation.js";
 import { EnvironmentError, GuardError, VerificationError, type HapopsError } from "../errors.js";
 import { saveServerState } from "./state.js";
@@ -16,10 +16,9 @@ import {
 import { formatDuration } from "../util/duration.js";
 import { listSelector, selectorBackend } from "./selector.js";
 
-/** Live facts for planning: `show servers state` joined with `show stat` (scur). */
-async function readFacts(read: RuntimeSession, backend?: string): Promise<ServerFacts[]> {
-  const servers = await fetchServers(read, backend);
-  return servers.map((s) => ({
+/** What planning needs of a server as operators see it (`show servers state` + `scur`). */
+export function toFacts(s: ServerView): ServerFacts {
+  return {
     backend: s.backend,
     server: s.server,
     address: s.address,
@@ -30,7 +29,12 @@ async function readFacts(read: RuntimeSession, backend?: string): Promise<Server
     weight: s.weight,
     initialWeight: s.initialWeight,
     sessions: s.stat?.scur,
-  }));
+  };
+}
+
+/** Live facts for planning: `show servers state` joined with `show stat` (scur). */
+async function readFacts(read: RuntimeSession, backend?: string): Promise<ServerFacts[]> {
+  return (await fetchServers(read, backend)).map(toFacts);
 }
 
 /** How human lines are painted; the CLI passes colours (or none). */
