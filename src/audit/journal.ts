@@ -8,6 +8,8 @@ import { sendSyslog, type SyslogTarget } from "./syslog.js";
 
 export interface JournalContext {
   readonly identity: Identity;
+  /** The run id shared by every target of one command (the opId itself for one target). */
+  readonly run?: string;
   readonly target: string;
   readonly op: string;
   readonly args: readonly string[];
@@ -71,6 +73,24 @@ export class Journal {
     return j;
   }
 
+  /**
+   * Another journal of the same run, for one target of a fleet run: its own opId and target,
+   * the run id of this one (orphans were closed when this one started).
+   */
+  sibling(target: string): Journal {
+    return new Journal(
+      this.log,
+      { ...this.ctx, target, run: this.ctx.run ?? this.opId },
+      this.syslog,
+      this.warn,
+    );
+  }
+
+  /** The id every record of this run carries in `run`. */
+  get runId(): string {
+    return this.ctx.run ?? this.opId;
+  }
+
   private base() {
     const id = this.ctx.identity;
     return {
@@ -99,7 +119,7 @@ export class Journal {
     let record;
     try {
       [record] = await this.log.append(
-        [{ opId: this.opId, step, phase, ...this.base(), ...rest }],
+        [{ opId: this.opId, run: this.ctx.run ?? this.opId, step, phase, ...this.base(), ...rest }],
         opts,
       );
     } catch (e) {

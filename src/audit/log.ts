@@ -214,6 +214,7 @@ export class AuditLog {
         this.appendLocked(
           {
             opId: o.opId,
+            ...(o.run !== undefined ? { run: o.run } : {}),
             step: o.step,
             phase: "outcome-unknown",
             operator: o.operator,
@@ -269,7 +270,18 @@ export class AuditLog {
     return [...open.values()].filter((r) => r.host === host && !running(r.pid, r.pidStart));
   }
 
-  private async locked<T>(fn: (state: AppendState) => T, opts: AppendOptions = {}): Promise<T> {
+  /** Appends of this process, one at a time (a fleet run writes for many targets at once). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private locked<T>(fn: (state: AppendState) => T, opts: AppendOptions = {}): Promise<T> {
+    // The file lock is between processes; within one, taking turns here is cheaper than
+    // contending for it (its retries back off).
+    const turn = this.queue.then(() => this.lockedNow(fn, opts));
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async lockedNow<T>(fn: (state: AppendState) => T, opts: AppendOptions): Promise<T> {
     const state: AppendState = { released: false };
     // On a full disk even the lock (a directory) may find no room: a record of lines already
     // sent may use the reserve for it too.

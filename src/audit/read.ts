@@ -31,6 +31,8 @@ export interface TailFilter {
   readonly n: number;
   readonly op?: string | undefined;
   readonly operator?: string | undefined;
+  /** Every record of one run (all the targets of a fleet run). */
+  readonly run?: string | undefined;
 }
 
 /** The last `n` records matching the filter, streamed so a large log is not held in memory. */
@@ -59,6 +61,12 @@ export async function runAuditTail(settings: Settings, filter: TailFilter): Prom
     if (r === null || typeof r !== "object") return;
     if (filter.op !== undefined && r.op !== filter.op) return;
     if (filter.operator !== undefined && r.operator !== filter.operator) return;
+    if (
+      filter.run !== undefined &&
+      !(r.run ?? r.opId).startsWith(filter.run) &&
+      !r.opId.startsWith(filter.run)
+    )
+      return;
     kept.push(r);
     if (kept.length > filter.n) kept.shift();
   };

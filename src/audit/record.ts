@@ -16,6 +16,12 @@ export interface AuditRecord {
   readonly seq: number;
   readonly ts: string;
   readonly opId: string;
+  /**
+   * The hapops run this record belongs to: one command, whatever it reaches. A fleet run (one
+   * operation over many targets) has one opId per target and one run id for all of them.
+   * Absent from records written before fleets.
+   */
+  readonly run?: string;
   /** Which step of a multi-step operation (a ramp, drain then maint); 1 for most. */
   readonly step: number;
   readonly phase: Phase;

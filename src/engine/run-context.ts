@@ -16,6 +16,11 @@ import { enforcePolicy } from "../policy/policy.js";
 export interface RunContext {
   readonly identity: Identity | undefined;
   readonly journal: Journal | undefined;
+  /**
+   * The journal of one target of a fleet run: its own records (target, opId), the run id of
+   * this run. Undefined when the run is not audited.
+   */
+  journalFor(target: string): Journal | undefined;
   /** Files the operator names (--pem, --from...): opened with their own rights under sudo. */
   readonly files: InputFiles;
   /** Check one operation of a plan, on everything the plan touches, against the policy. */
@@ -62,6 +67,7 @@ export async function startRun(
     return {
       identity: undefined,
       journal: undefined,
+      journalFor: () => undefined,
       files: ownFiles,
       authorize: () => undefined,
       fail: () => Promise.resolve(),
@@ -109,6 +115,7 @@ export async function startRun(
   const ctx: RunContext = {
     identity,
     journal,
+    journalFor: (target) => journal?.sibling(target),
     files: identity.sudo
       ? operatorFiles({ user: identity.operator, uid: identity.uid, gid: identity.gid })
       : ownFiles,

@@ -123,11 +123,11 @@ describe("audit records", () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split("\n");
     expect(lines[0]).toMatch(
-      /^SEQ\s+TIME \(UTC\)\s+OPERATOR\s+OP\s+PHASE\s+OUTCOME\s+DETAIL\s+REASON$/,
+      /^SEQ\s+TIME \(UTC\)\s+OPERATOR\s+TARGET\s+OP\s+PHASE\s+OUTCOME\s+DETAIL\s+REASON$/,
     );
     expect(lines).toHaveLength(3);
     expect(lines[2]).toMatch(
-      /root \(no sudo\)\s+weight\s+result\s+ok\s+set server be_app\/app3 weight 30\s+why not/,
+      /root \(no sudo\)\s+\S+\s+weight\s+result\s+ok\s+set server be_app\/app3 weight 30\s+why not/,
     );
     const json = await run(cfg, ["audit", "tail", "-n", "1", "--json"]);
     expect((JSON.parse(json.stdout.trim()) as AuditRecord).op).toBe("drain");

@@ -132,7 +132,7 @@ describe("printAuditTail for people", () => {
     );
     // Shown as its JSON text, escaped like any other text.
     expect(out).toContain('{"x":"\\\\u001b"}');
-    expect(out).toMatch(/^1 +5 +7 +drain/m);
+    expect(out).toMatch(/^1 +5 +7 +unix:\/run\/haproxy\/admin.sock +drain/m);
     expect(out.replace(/\n/g, "")).not.toMatch(RAW);
   });
 });

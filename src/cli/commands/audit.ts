@@ -86,11 +86,12 @@ export function printAuditTail(
     return shown(commands[0]) + more;
   };
   return renderTable(
-    ["SEQ", "TIME (UTC)", "OPERATOR", "OP", "PHASE", "OUTCOME", "DETAIL", "REASON"],
+    ["SEQ", "TIME (UTC)", "OPERATOR", "TARGET", "OP", "PHASE", "OUTCOME", "DETAIL", "REASON"],
     records.map((r) => [
       shown(r.seq),
       shown(r.ts).replace("T", " ").slice(0, 19),
       cell(r.operator, 32) + (r.sudo ? "" : c.dim(" (no sudo)")),
+      cell(r.target, 40),
       cell(r.op, 32) +
         (r.dryRun ? c.dim(" (dry run)") : "") +
         (r.force ? c.yellow(" --force") : ""),

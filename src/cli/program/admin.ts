@@ -12,24 +12,35 @@ export function registerAdminCommands(program: Command): void {
     .option("-n, --lines <count>", "how many records", "20")
     .option("--op <op>", "only this operation (drain, maint, ...)")
     .option("--operator <user>", "only this operator")
+    .option("--run <id>", "only this run: every target of a fleet run (the run id it printed)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ sudo hapops audit tail -n 50 --operator alice\n  $ sudo hapops audit tail --op drain --json | jq .\n",
+      "\nExamples:\n  $ sudo hapops audit tail -n 50 --operator alice\n  $ sudo hapops audit tail --op drain --json | jq .\n  $ sudo hapops audit tail --run 3f2a... # one fleet run, every target\n",
     )
-    .action(async (opts: { lines: string; op?: string; operator?: string }, cmd: Command) => {
-      const s = await settingsFor(cmd);
-      await guardRead(s, cmd, "audit");
-      const [{ runAuditTail }, { printAuditTail }] = await Promise.all([
-        import("../../audit/read.js"),
-        import("../commands/audit.js"),
-      ]);
-      io.out(
-        printAuditTail(
-          await runAuditTail(s, { n: Number(opts.lines), op: opts.op, operator: opts.operator }),
-          s,
-        ),
-      );
-    });
+    .action(
+      async (
+        opts: { lines: string; op?: string; operator?: string; run?: string },
+        cmd: Command,
+      ) => {
+        const s = await settingsFor(cmd);
+        await guardRead(s, cmd, "audit");
+        const [{ runAuditTail }, { printAuditTail }] = await Promise.all([
+          import("../../audit/read.js"),
+          import("../commands/audit.js"),
+        ]);
+        io.out(
+          printAuditTail(
+            await runAuditTail(s, {
+              n: Number(opts.lines),
+              op: opts.op,
+              operator: opts.operator,
+              run: opts.run,
+            }),
+            s,
+          ),
+        );
+      },
+    );
   audit
     .command("verify")
     .description(
