@@ -220,3 +220,35 @@ export function tlsReason(message: string): string {
   const routine = /SSL routines:[^:]*:([^:]+)/.exec(message);
   return routine ? routine[1]!.trim() : message.split("\n")[0]!;
 }
+
+/**
+ * A change over many targets that did not end ok on every one: the exit code is the worst
+ * target's, and the report lists every target (printed with the error under --json). Each
+ * target's outcome is already in the audit log, under the run's id.
+ */
+export class FleetError extends HapopsError {
+  readonly code = "FLEET";
+  readonly recorded = true;
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    readonly report: object,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A read over many targets that some did not answer: the rows are from the others, and the
+ * exit code (4) says the answer is partial. Under --json the output already says which.
+ */
+export class PartialError extends HapopsError {
+  readonly code = "PARTIAL";
+  readonly exitCode = ExitCode.socket;
+  constructor(
+    message: string,
+    readonly silent: boolean,
+  ) {
+    super(message);
+  }
+}

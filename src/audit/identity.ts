@@ -4,22 +4,62 @@ import { GuardError } from "../errors.js";
 import { runTool } from "../util/tools.js";
 
 /**
- * Who is acting. Under sudo the operator is SUDO_USER, checked against SUDO_UID in the passwd
- * database; without sudo it is the real user. LOGNAME, USER and the like are never consulted:
- * anyone can set them.
+ * Who is acting, and which fact decided it (DESIGN.md, "Audit record"):
+ *
+ * 1. the kernel's audit login uid (`/proc/self/loginuid`): pam_loginuid sets it at login (SSH,
+ *    console) and it is kept across sudo, su and every process below, as auditd's `auid` is. It
+ *    names the human even through `ansible -b` (sudo, then sh, then python, then hapops);
+ * 2. else, when sudo is our direct parent, SUDO_USER, checked against SUDO_UID in passwd;
+ * 3. else the real uid's user.
+ *
+ * LOGNAME, USER and the like are never consulted: anyone can set them. A process whose login uid
+ * is unset may set it once without privilege, so a login uid alone never widens what the account
+ * the run acts through may do: the policy must allow the run for that account's groups too.
  */
-export interface Identity {
-  readonly operator: string;
+export type OperatorFrom = "loginuid" | "sudo" | "uid";
+
+/** A passwd user with their groups. */
+export interface Account {
+  readonly name: string;
   readonly uid: number;
-  /** Primary group of the operator (passwd), for opening their files with their rights. */
+  /** Primary group (passwd). */
   readonly gid: number;
-  /** Running through sudo: effective uid 0, SUDO_UID/SUDO_USER set, and sudo is our parent. */
+  /** Unix groups, from the system group database. */
+  readonly groups: readonly string[];
+}
+
+export interface Identity {
+  /** The operator: the login uid's user, else sudo's user, else the real uid's (see above). */
+  readonly operator: string;
+  /** The operator's uid. */
+  readonly uid: number;
+  /** Primary group of the operator (passwd). */
+  readonly gid: number;
+  /**
+   * Acting with root's rights for someone else, so the lock-down applies (system config only,
+   * policy applies): sudo is our direct parent, or SUDO_* are set without it and the login uid
+   * names the operator (see sudoMode).
+   */
   readonly sudo: boolean;
+  /**
+   * Which fact named the operator. resolveIdentity always sets this, sudoUser and account; they
+   * are optional only for identities made by hand (tests), where the operator is the account.
+   */
+  readonly operatorFrom?: OperatorFrom;
+  /** SUDO_USER, checked against SUDO_UID, only when sudo is our direct parent. */
+  readonly sudoUser?: string | undefined;
   /** Kernel login uid (audit subsystem): survives sudo and su; undefined when unset. */
   readonly loginuid: number | undefined;
   readonly tty: string | undefined;
   /** Unix groups of the operator, from the system group database. */
   readonly groups: readonly string[];
+  /**
+   * The account the run acts through: the user sudo authenticated when sudo is our direct
+   * parent, the real uid's user without sudo, the operator otherwise (SUDO_* without sudo as
+   * parent: nothing vouches for SUDO_USER there). When it is not the operator, the policy must
+   * allow the run for its groups too; under sudo, the operator's files are opened with its uid.
+   */
+  readonly account?: Account;
 }
 
 export interface IdentityProbe {
@@ -111,58 +151,119 @@ export const systemProbe = (env: NodeJS.ProcessEnv): IdentityProbe => ({
 const SUDO_VARS = ["SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND"] as const;
 
 /**
- * Running through sudo: effective uid 0, SUDO_USER and SUDO_UID set, and sudo is our parent
- * process. sudo runs the command as its child; root can set SUDO_* by hand, which must not let
- * it act in someone else's name. Cheap: no passwd lookups.
+ * How sudo is involved, the one answer the lock-down (settings), the gate and the identity share:
  *
- * Fails closed: euid 0 with SUDO_* set but sudo not the direct parent (a wrapper that does not
- * exec, a root shell from `sudo -s`) could be an operator who reached root another way; acting
- * as plain root there would hand them a free config, no policy and their own audit file.
+ * - `none`: not root, or root with no SUDO_* set (root acting as itself);
+ * - `direct`: effective uid 0, SUDO_USER and SUDO_UID set, and sudo is our parent process. sudo
+ *   runs the command as its child; root can set SUDO_* by hand, which must not let it act in
+ *   someone else's name;
+ * - `indirect`: effective uid 0 and SUDO_* set, sudo not our parent, and the login uid set (as
+ *   `ansible -b` runs: sudo, sh, python, hapops). Locked down as under sudo, for the login
+ *   uid's user.
+ *
+ * Fails closed: euid 0 with SUDO_* set, sudo not the direct parent and no login uid (a wrapper
+ * that does not exec, a root shell from `sudo -s`) could be an operator who reached root another
+ * way; acting as plain root there would hand them a free config, no policy and their own audit
+ * file. Cheap: no passwd lookups.
  */
 // `sudo -u <someone else> hapops` is not "under sudo" here: the sudoers rule setup installs
 // allows running as root only, and a run as another user is that user's own run.
-export function isUnderSudo(probe: IdentityProbe): boolean {
-  if (probe.euid !== 0) return false;
+export type SudoMode = "none" | "direct" | "indirect";
+
+export function sudoMode(probe: IdentityProbe): SudoMode {
+  if (probe.euid !== 0) return "none";
   const set = SUDO_VARS.filter((k) => probe.env[k] !== undefined);
-  if (set.length === 0) return false;
+  if (set.length === 0) return "none";
   const parent = probe.parentProgram(probe.ppid);
   if (parent === "sudo" && probe.env.SUDO_USER !== undefined && probe.env.SUDO_UID !== undefined)
-    return true;
+    return "direct";
+  if (probe.loginuid() !== undefined) return "indirect";
   throw new GuardError(
-    `running as root with ${set.join(", ")} set, but not started by sudo itself (parent: ${parent ?? "unknown"}); refusing to guess who is acting. Operators: run sudo hapops ... directly. Root acting as itself: unset ${SUDO_VARS.join(" ")} first`,
+    `running as root with ${set.join(", ")} set, but not started by sudo itself (parent: ${parent ?? "unknown"}) and with no login uid (pam_loginuid sets one at SSH login, and it would name the operator); refusing to guess who is acting. Operators: run sudo hapops ... directly. Root acting as itself: unset ${SUDO_VARS.join(" ")} first`,
     { sudoVars: set, parent: parent ?? null },
   );
 }
 
-export function resolveIdentity(probe: IdentityProbe): Identity {
+/** Acting with root's rights for someone else (the lock-down applies); see sudoMode. */
+export function isUnderSudo(probe: IdentityProbe): boolean {
+  return sudoMode(probe) !== "none";
+}
+
+function withGroups(
+  probe: IdentityProbe,
+  entry: { name: string; uid: number; gid: number },
+): Account {
+  return { name: entry.name, uid: entry.uid, gid: entry.gid, groups: probe.groupsOf(entry.name) };
+}
+
+/** The user sudo authenticated: SUDO_USER, which passwd must give the uid SUDO_UID. */
+function sudoAccount(probe: IdentityProbe): Account {
   const sudoUser = probe.env.SUDO_USER ?? "";
   const sudoUid = probe.env.SUDO_UID;
-  const underSudo = isUnderSudo(probe);
-  const common = { loginuid: probe.loginuid(), tty: probe.tty() };
-  if (underSudo) {
-    const entry = probe.lookupUser(sudoUser);
-    if (!entry || String(entry.uid) !== sudoUid)
-      throw new GuardError(
-        `sudo says the operator is ${sudoUser} (SUDO_UID ${sudoUid}), but the passwd database ${entry ? `gives ${sudoUser} uid ${entry.uid}` : `has no user ${sudoUser}`}; refusing to act under a name that does not check out`,
-        { sudoUser, sudoUid },
-      );
-    return {
-      operator: entry.name,
-      uid: entry.uid,
-      gid: entry.gid,
-      sudo: true,
-      groups: probe.groupsOf(entry.name),
-      ...common,
-    };
-  }
+  const entry = probe.lookupUser(sudoUser);
+  if (!entry || String(entry.uid) !== sudoUid)
+    throw new GuardError(
+      `sudo says the operator is ${sudoUser} (SUDO_UID ${sudoUid}), but the passwd database ${entry ? `gives ${sudoUser} uid ${entry.uid}` : `has no user ${sudoUser}`}; refusing to act under a name that does not check out`,
+      { sudoUser, sudoUid },
+    );
+  return withGroups(probe, entry);
+}
+
+/** The real uid's user; `uid-<n>` with no groups when passwd does not know it. */
+function realAccount(probe: IdentityProbe): Account {
   const entry = probe.lookupUser(probe.uid);
-  const name = entry?.name ?? `uid-${probe.uid}`;
+  if (entry && entry.uid === probe.uid) return withGroups(probe, entry);
+  return { name: `uid-${probe.uid}`, uid: probe.uid, gid: process.getgid?.() ?? 0, groups: [] };
+}
+
+/**
+ * The login uid's user. Under the lock-down one that passwd does not know is refused: the
+ * policy cannot be checked for a user that does not exist. Otherwise it is `uid-<n>`, with no
+ * groups (so a policy, which must allow it too, allows nothing).
+ */
+function loginAccount(
+  probe: IdentityProbe,
+  loginuid: number,
+  lockedDown: boolean,
+  known: Account | undefined,
+): Account {
+  if (known && known.uid === loginuid) return known;
+  const entry = probe.lookupUser(loginuid);
+  if (entry && entry.uid === loginuid) return withGroups(probe, entry);
+  if (lockedDown)
+    throw new GuardError(
+      `the login uid (${loginuid}, from /proc/self/loginuid) names no user in the passwd database; refusing to act with root's rights for an operator the policy cannot be checked for`,
+      { loginuid },
+    );
+  return { name: `uid-${loginuid}`, uid: loginuid, gid: process.getgid?.() ?? 0, groups: [] };
+}
+
+/** The account a run acts through (the operator's own when the identity does not say). */
+export function throughAccount(id: Identity): Account {
+  return id.account ?? { name: id.operator, uid: id.uid, gid: id.gid, groups: id.groups };
+}
+
+export function resolveIdentity(probe: IdentityProbe): Identity {
+  const mode = sudoMode(probe);
+  const loginuid = probe.loginuid();
+  const tty = probe.tty();
+  // Who the run acts through: sudo's word when sudo is our parent, the real uid without sudo.
+  // SUDO_* without sudo as parent vouch for nobody: there the login uid alone names the
+  // operator (sudoMode has made sure it is set).
+  const through =
+    mode === "direct" ? sudoAccount(probe) : mode === "none" ? realAccount(probe) : undefined;
+  const operator =
+    loginuid !== undefined ? loginAccount(probe, loginuid, mode !== "none", through) : through!;
   return {
-    operator: name,
-    uid: probe.uid,
-    gid: entry?.gid ?? process.getgid?.() ?? 0,
-    sudo: false,
-    groups: entry ? probe.groupsOf(name) : [],
-    ...common,
+    operator: operator.name,
+    uid: operator.uid,
+    gid: operator.gid,
+    sudo: mode !== "none",
+    operatorFrom: loginuid !== undefined ? "loginuid" : mode === "direct" ? "sudo" : "uid",
+    sudoUser: mode === "direct" ? through!.name : undefined,
+    loginuid,
+    tty,
+    groups: operator.groups,
+    account: through ?? operator,
   };
 }

@@ -97,6 +97,8 @@ export class Journal {
       operator: id.operator,
       uid: id.uid,
       sudo: id.sudo,
+      ...(id.operatorFrom !== undefined ? { operatorFrom: id.operatorFrom } : {}),
+      sudoUser: id.sudoUser ?? null,
       loginuid: id.loginuid ?? null,
       tty: id.tty ?? null,
       host: hostname(),

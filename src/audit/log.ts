@@ -220,6 +220,8 @@ export class AuditLog {
             operator: o.operator,
             uid: o.uid,
             sudo: o.sudo,
+            ...(o.operatorFrom !== undefined ? { operatorFrom: o.operatorFrom } : {}),
+            ...(o.sudoUser !== undefined ? { sudoUser: o.sudoUser } : {}),
             loginuid: o.loginuid ?? null,
             tty: o.tty ?? null,
             host: o.host,

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { OperatorFrom } from "./identity.js";
 
 /** The chain's start: the first record's `prev`. */
 export const GENESIS = "0".repeat(64);
@@ -25,9 +26,20 @@ export interface AuditRecord {
   /** Which step of a multi-step operation (a ramp, drain then maint); 1 for most. */
   readonly step: number;
   readonly phase: Phase;
+  /** Who acted: the login uid's user, else sudo's user, else the real uid's (identity.ts). */
   readonly operator: string;
+  /** The operator's uid. */
   readonly uid: number;
+  /** Acting with root's rights for someone else: the lock-down applied. */
   readonly sudo: boolean;
+  /** Which fact named the operator. Absent from records written before it was recorded. */
+  readonly operatorFrom?: OperatorFrom;
+  /**
+   * SUDO_USER (checked against SUDO_UID) when sudo was the direct parent, else null. Absent
+   * from records written before it was recorded.
+   */
+  readonly sudoUser?: string | null;
+  /** The kernel's audit login uid, null when unset. */
   readonly loginuid: number | null;
   readonly tty: string | null;
   readonly host: string;

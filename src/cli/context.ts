@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { GlobalFlags, Settings } from "../config/settings.js";
+import type { FleetUse, GlobalFlags, Settings } from "../config/settings.js";
 import type { HapopsError } from "../errors.js";
 import type { RunContext } from "../engine/run-context.js";
 
@@ -14,17 +14,25 @@ export const io: Io = {
   err: (t) => void process.stderr.write(t),
 };
 
-/** Settings for a command: its flags with the globals, the environment, and the sudo check. */
-export async function settingsFor(cmd: Command): Promise<Settings> {
+/**
+ * Settings for a command: its flags with the globals, the environment, and the sudo check.
+ * `use` says whether it can run over many targets (-t, -g, --all); a command that cannot
+ * refuses them rather than quietly running on the default target.
+ */
+export async function settingsFor(cmd: Command, use: FleetUse = "none"): Promise<Settings> {
   const { resolveSettings } = await import("../config/settings.js");
   const { isUnderSudo, systemProbe } = await import("../audit/identity.js");
-  return resolveSettings(cmd.optsWithGlobals<GlobalFlags>(), {
-    env: process.env,
-    stdoutIsTTY: process.stdout.isTTY === true,
-    stderrIsTTY: process.stderr.isTTY === true,
-    euid: process.geteuid?.() ?? 0,
-    sudo: isUnderSudo(systemProbe(process.env)),
-  });
+  return resolveSettings(
+    cmd.optsWithGlobals<GlobalFlags>(),
+    {
+      env: process.env,
+      stdoutIsTTY: process.stdout.isTTY === true,
+      stderrIsTTY: process.stderr.isTTY === true,
+      euid: process.geteuid?.() ?? 0,
+      sudo: isUnderSudo(systemProbe(process.env)),
+    },
+    use,
+  );
 }
 
 /**
@@ -106,7 +114,8 @@ export async function withRun(
   try {
     await body(run, s);
   } catch (e) {
-    await run.fail(e);
+    // A fleet run's error: every target's outcome is recorded already, under the run's id.
+    if (!(e as { recorded?: boolean }).recorded) await run.fail(e);
     throw e;
   } finally {
     run.close();

@@ -44,7 +44,8 @@ export async function runEngineCommand(
   flags: RunFlags,
   build: (s: Settings, run: RunContext) => Promise<Operation> | Operation,
 ): Promise<void> {
-  const s = await settingsFor(cmd);
+  const s = await settingsFor(cmd, "change");
+  if (s.fleet) return runFleetCommand(cmd, flags, s, build);
   try {
     await withRun(
       cmd,
@@ -101,4 +102,75 @@ export async function runEngineCommand(
       };
     throw e;
   }
+}
+
+/**
+ * A change over the targets -t, -g or --all chose: the engine checks every target, then applies
+ * (fleet.ts); here only the printing. The summary lists every target; the exit code is the
+ * worst target's.
+ */
+async function runFleetCommand(
+  cmd: Command,
+  flags: RunFlags,
+  s: Settings,
+  build: (s: Settings, run: RunContext) => Promise<Operation> | Operation,
+): Promise<void> {
+  const fleet = s.fleet!;
+  await withRun(
+    cmd,
+    flags,
+    async (run) => {
+      const abort = new AbortController();
+      const onSigint = () => {
+        process.off("SIGINT", onSigint);
+        abort.abort();
+      };
+      process.on("SIGINT", onSigint);
+      const [{ runFleet }, { realClock }, { printFleetReport }] = await Promise.all([
+        import("../engine/fleet.js"),
+        import("../engine/wait.js"),
+        import("./commands/fleet.js"),
+      ]);
+      // Bad input is refused once, before any target is reached.
+      await build(fleet.members[0]!.settings, run);
+      const ui = engineUi(s);
+      if (!s.json)
+        ui.line(
+          colors(s.color).dim(
+            `${flags.dryRun ? "dry run over" : flags.op + " on"} ${fleet.label} (${fleet.apply.mode === "rolling" ? `rolling, ${fleet.apply.batch} at a time` : "in parallel"})`,
+          ),
+        );
+      try {
+        const report = await runFleet(
+          {
+            op: flags.op,
+            run: run.journal?.runId ?? "",
+            apply: fleet.apply,
+            dryRun: flags.dryRun ?? false,
+            ui,
+            clock: realClock,
+            signal: abort.signal,
+            authorize: (o, scope) => run.authorize(o, scope),
+          },
+          fleet.members.map((m) => ({
+            member: m,
+            journal: run.journalFor(m.settings.targetText),
+            build: async (st) => build(st, run),
+          })),
+        );
+        io.out(s.json ? renderJson(report) : printFleetReport(report, s));
+      } catch (e) {
+        const report = (e as { report?: FleetReportLike }).report;
+        if (!s.json && report?.targets) io.out(printFleetReport(report as never, s));
+        throw e;
+      } finally {
+        process.off("SIGINT", onSigint);
+      }
+    },
+    s,
+  );
+}
+
+interface FleetReportLike {
+  readonly targets?: unknown;
 }

@@ -45,6 +45,13 @@ export const configSchema = z.strictObject({
   tls: z.optional(tls),
   insecureTcp: z.optional(z.boolean()),
   targets: z.optional(z.record(z.string().check(z.regex(/^[A-Za-z0-9_.-]+$/)), target)),
+  /** Named lists of targets, for `-g <group>`: `edge: [lb1, lb2]`. */
+  groups: z.optional(
+    z.record(
+      z.string().check(z.regex(/^[A-Za-z0-9_.-]+$/)),
+      z.array(z.string().check(z.minLength(1))),
+    ),
+  ),
   timeouts: z.optional(
     z.strictObject({
       connect: z.optional(duration),

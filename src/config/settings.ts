@@ -26,7 +26,45 @@ export interface GlobalFlags {
   tlsKey?: string;
   tlsCa?: string;
   color?: boolean;
+  /** Fleet: `-t lb1,lb2`, `-g edge`, `--all` (targets and groups from the config). */
+  target?: string;
+  group?: string;
+  all?: boolean;
+  /** How a change is applied over a fleet. */
+  rolling?: boolean;
+  parallel?: boolean;
+  batch?: string;
+  pause?: string;
+  onError?: string;
 }
+
+/** One target of a fleet run: its name in the config and everything needed to reach it. */
+export interface FleetMember {
+  readonly name: string;
+  readonly settings: Settings;
+}
+
+/** How a change is applied over the targets of a fleet. */
+export interface FleetApply {
+  /** parallel: every target at once; rolling: `batch` at a time, each batch verified first. */
+  readonly mode: "parallel" | "rolling";
+  readonly batch: number;
+  /** Between rolling batches. */
+  readonly pauseMs: number;
+  /** After a target fails: stop (targets not started are not reached) or go on. */
+  readonly onError: "stop" | "continue";
+}
+
+/** The targets a command runs on when -t, -g or --all is given. */
+export interface Fleet {
+  /** How the selection reads in messages and the audit log ("group edge: lb1, lb2"). */
+  readonly label: string;
+  readonly members: readonly FleetMember[];
+  readonly apply: FleetApply;
+}
+
+/** Whether a command can run over many targets (settingsFor's second argument). */
+export type FleetUse = "none" | "read" | "change";
 
 /** Where audit records go, resolved from the config (never from flags or the environment). */
 export interface AuditSettings {
@@ -70,6 +108,8 @@ export interface Settings {
   readonly policy: Policy | undefined;
   /** Running through sudo: the config is locked down to the system one. */
   readonly sudo: boolean;
+  /** The targets of a fleet run (-t, -g, --all); undefined for one target. */
+  readonly fleet: Fleet | undefined;
 }
 
 export interface Environment {
@@ -150,10 +190,33 @@ function defaultAuditPath(environment: Environment): { path: string; createDir: 
 export async function resolveSettings(
   flags: GlobalFlags,
   environment: Environment,
+  use: FleetUse = "none",
 ): Promise<Settings> {
   if (environment.sudo) lockDown(flags, environment.env);
   const configPath = environment.sudo ? SYSTEM_CONFIG : findConfigPath(flags, environment.env);
   const file: ConfigFile = configPath ? await readConfigFile(configPath) : {};
+  const names = fleetNames(flags, file, configPath, use);
+  if (names) {
+    const members: FleetMember[] = [];
+    for (const name of names.members)
+      members.push({
+        name,
+        settings: await resolveSettings({ ...withoutFleet(flags), socket: name }, environment),
+      });
+    const base = await resolveSettings(
+      { ...withoutFleet(flags), socket: names.members[0]! },
+      environment,
+    );
+    return {
+      ...base,
+      targetText: names.label,
+      fleet: { label: names.label, members, apply: fleetApply(flags, use) },
+    };
+  }
+  if (flags.rolling || flags.parallel || flags.batch || flags.pause || flags.onError)
+    throw new UsageError(
+      `${applyFlag(flags)} is for changes over many targets: add -t <names>, -g <group> or --all`,
+    );
   const socketText = flags.socket ?? environment.env.HAPOPS_SOCKET ?? file.socket ?? DEFAULT_SOCKET;
   // Own keys only: `-s constructor` must not find Object.prototype's.
   const named =
@@ -222,7 +285,118 @@ export async function resolveSettings(
     haproxyConfig: file.haproxyConfig ?? "/etc/haproxy/haproxy.cfg",
     policy: file.policy ? normalisePolicy(file.policy.groups) : undefined,
     sudo: environment.sudo,
+    fleet: undefined,
   };
+}
+
+function withoutFleet(flags: GlobalFlags): GlobalFlags {
+  const rest = { ...flags };
+  delete rest.target;
+  delete rest.group;
+  delete rest.all;
+  return rest;
+}
+
+function applyFlag(flags: GlobalFlags): string {
+  if (flags.rolling) return "--rolling";
+  if (flags.parallel) return "--parallel";
+  if (flags.batch) return "--batch";
+  if (flags.pause) return "--pause";
+  return "--on-error";
+}
+
+/**
+ * The targets -t, -g and --all select, in the order given (the config's order for --all and
+ * groups), each once; undefined when none of them is given. Only names from the config: a
+ * fleet is something an admin wrote down, never a list of sockets typed at 3 a.m.
+ */
+function fleetNames(
+  flags: GlobalFlags,
+  file: ConfigFile,
+  configPath: string | undefined,
+  use: FleetUse,
+): { members: string[]; label: string } | undefined {
+  const given = [
+    flags.target !== undefined ? "-t" : undefined,
+    flags.group !== undefined ? "-g" : undefined,
+    flags.all ? "--all" : undefined,
+  ].filter((x): x is string => x !== undefined);
+  if (given.length === 0) return undefined;
+  if (use === "none")
+    throw new UsageError(
+      `${given.join(", ")}: this command works on one target; choose it with -s <name>`,
+    );
+  if (flags.socket !== undefined)
+    throw new UsageError(
+      `-s ${flags.socket} and ${given.join(", ")} both choose targets: give one of them`,
+    );
+  const where = configPath ?? "the config (none found: give -c <file>)";
+  const targets = file.targets ?? {};
+  const known = Object.keys(targets);
+  const groups = file.groups ?? {};
+  const list = (text: string, flag: string) => {
+    const items = text.split(",").map((t) => t.trim());
+    if (items.some((t) => t === ""))
+      throw new UsageError(`${flag} ${JSON.stringify(text)}: an empty name in the list`);
+    return items;
+  };
+  const out: string[] = [];
+  const labels: string[] = [];
+  if (flags.all) {
+    if (known.length === 0)
+      throw new UsageError(
+        `--all: no targets in ${where}${flags.target === undefined && flags.group === undefined ? " (every field of show info is hapops info --full)" : ""}`,
+      );
+    out.push(...known);
+    labels.push("all targets");
+  }
+  if (flags.group !== undefined) {
+    for (const g of list(flags.group, "-g")) {
+      if (!Object.hasOwn(groups, g))
+        throw new UsageError(
+          `-g ${g}: no group named ${g} in ${where} (groups: ${Object.keys(groups).join(", ") || "none defined"})`,
+        );
+      for (const m of groups[g]!)
+        if (!Object.hasOwn(targets, m))
+          throw new ConfigError(
+            `config ${where}: groups.${g} names ${m}, which is not under targets: (targets: ${known.join(", ") || "none defined"})`,
+          );
+      out.push(...groups[g]!);
+      labels.push(`group ${g}`);
+    }
+  }
+  if (flags.target !== undefined) {
+    const names = list(flags.target, "-t");
+    for (const t of names)
+      if (!Object.hasOwn(targets, t))
+        throw new UsageError(
+          `-t ${t}: no target named ${t} in ${where} (targets: ${known.join(", ") || "none defined"})`,
+        );
+    out.push(...names);
+    labels.push(names.length === 1 ? `target ${names[0]}` : `targets ${names.join(",")}`);
+  }
+  const members = [...new Set(out)];
+  if (members.length === 0) throw new UsageError(`${given.join(", ")}: no targets selected`);
+  return { members, label: `${labels.join(" + ")}: ${members.join(", ")}` };
+}
+
+function fleetApply(flags: GlobalFlags, use: FleetUse): FleetApply {
+  const rollingOnly = flags.batch !== undefined || flags.pause !== undefined;
+  if (use !== "change" && (flags.rolling || flags.parallel || rollingOnly || flags.onError))
+    throw new UsageError(`${applyFlag(flags)} is for changes; a read asks every target at once`);
+  if (flags.rolling && flags.parallel) throw new UsageError("--rolling and --parallel: choose one");
+  if (rollingOnly && !flags.rolling)
+    throw new UsageError(`${flags.batch !== undefined ? "--batch" : "--pause"} needs --rolling`);
+  const batch = flags.batch === undefined ? 1 : Number(flags.batch);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1000)
+    throw new UsageError(`--batch ${flags.batch}: a whole number of targets from 1 to 1000`);
+  const pauseMs = flags.pause === undefined ? 0 : parseDuration(flags.pause, "--pause");
+  if (pauseMs > 24 * 3_600_000)
+    throw new UsageError(`--pause ${flags.pause} is over the limit of 24h`);
+  const onError = flags.onError ?? "stop";
+  if (onError !== "stop" && onError !== "continue")
+    throw new UsageError(`--on-error ${flags.onError}: stop or continue`);
+  return { mode: flags.rolling ? "rolling" : "parallel", batch, pauseMs, onError };
 }
 
 /**

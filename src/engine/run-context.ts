@@ -1,13 +1,13 @@
-import { resolveIdentity, systemProbe, type Identity } from "../audit/identity.js";
+import { resolveIdentity, systemProbe, throughAccount, type Identity } from "../audit/identity.js";
 import { Journal } from "../audit/journal.js";
 import { AuditLog } from "../audit/log.js";
 import { parseSyslogTarget } from "../audit/syslog.js";
 import type { Settings } from "../config/settings.js";
 import { ConfigError, isHapopsError, type HapopsError } from "../errors.js";
-import { operatorFiles, ownFiles, type InputFiles } from "../host/input-files.js";
+import { operatorFiles, ownFiles, type Credentials, type InputFiles } from "../host/input-files.js";
 import { runTool } from "../util/tools.js";
 import type { Scope } from "./operation.js";
-import { enforcePolicy } from "../policy/policy.js";
+import { enforcePolicy, type PolicyRequest } from "../policy/policy.js";
 
 /**
  * Identity, policy and audit for one run, in the order DESIGN.md gives: who is acting, whether
@@ -21,7 +21,10 @@ export interface RunContext {
    * this run. Undefined when the run is not audited.
    */
   journalFor(target: string): Journal | undefined;
-  /** Files the operator names (--pem, --from...): opened with their own rights under sudo. */
+  /**
+   * Files the operator names (--pem, --from...): under sudo, opened with the rights of the
+   * account the run acts through (identity.ts).
+   */
   readonly files: InputFiles;
   /** Check one operation of a plan, on everything the plan touches, against the policy. */
   authorize(op: string, scope: Scope): void;
@@ -53,6 +56,48 @@ function groupId(name: string): number {
     // handled below
   }
   throw new ConfigError(`audit.group ${name} is not a group on this system`);
+}
+
+/**
+ * What the policy is asked about a run by this identity: the operator's groups and, when the run
+ * acts through another account (sudo's user, or the real user, while the login uid names the
+ * operator), that account's groups too, so a login uid never widens what the account may do.
+ * Undefined for root acting as itself (not through sudo): it already owns the socket and the
+ * config, a policy cannot bind it, and pretending otherwise would only break root's own work.
+ */
+export function policyRequestFor(
+  identity: Identity,
+  op: string,
+  readOnly: boolean,
+): PolicyRequest | undefined {
+  const through = throughAccount(identity);
+  if (!identity.sudo && through.uid === 0) return undefined;
+  return {
+    operator: identity.operator,
+    groups: identity.groups,
+    op,
+    readOnly,
+    ...(through.name !== identity.operator
+      ? {
+          through: {
+            user: through.name,
+            groups: through.groups,
+            role: identity.sudo ? "the user sudo authenticated" : "the real user",
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * Whose rights open the files an operator names, under sudo: the account sudo vouched for when
+ * sudo is the direct parent, the login uid's user when SUDO_* are set without it. Undefined
+ * without sudo: the process's own rights are the operator's already.
+ */
+export function fileCredentials(identity: Identity): Credentials | undefined {
+  if (!identity.sudo) return undefined;
+  const through = throughAccount(identity);
+  return { user: through.name, uid: through.uid, gid: through.gid };
 }
 
 export async function startRun(
@@ -106,21 +151,15 @@ export async function startRun(
       warn,
     );
   }
-  const policyRequest = {
-    operator: identity.operator,
-    groups: identity.groups,
-    op: req.op,
-    readOnly: req.readOnly,
-  };
+  const policyRequest = policyRequestFor(identity, req.op, req.readOnly);
+  const credentials = fileCredentials(identity);
   const ctx: RunContext = {
     identity,
     journal,
     journalFor: (target) => journal?.sibling(target),
-    files: identity.sudo
-      ? operatorFiles({ user: identity.operator, uid: identity.uid, gid: identity.gid })
-      : ownFiles,
+    files: credentials ? operatorFiles(credentials) : ownFiles,
     authorize: (op, scope) => {
-      if (identity.uid === 0 && !identity.sudo) return;
+      if (!policyRequest) return;
       enforcePolicy(settings.policy, { ...policyRequest, op, scope });
     },
     fail: async (error) => {
@@ -135,9 +174,7 @@ export async function startRun(
   };
   try {
     if (req.refusal) throw req.refusal;
-    // Root acting directly (not through sudo) already owns the socket and the config; a policy
-    // cannot bind it, and pretending otherwise would only break root's own maintenance.
-    if (!(identity.uid === 0 && !identity.sudo)) enforcePolicy(settings.policy, policyRequest);
+    if (policyRequest) enforcePolicy(settings.policy, policyRequest);
   } catch (e) {
     await ctx.fail(e);
     ctx.close();

@@ -37,15 +37,29 @@ export interface EngineUi {
   line(text: string): void;
   dim(text: string): string;
   warn(text: string): string;
-  /** A live progress line on a terminal. */
-  progress(text: string): void;
+  /**
+   * A live progress line on a terminal. `wait` carries the numbers of a drain wait, so a fleet
+   * run can show every target's wait on one line.
+   */
+  progress(text: string, wait?: WaitProgress): void;
   endProgress(): void;
+}
+
+/** Where a drain wait stands: sessions left and time waited. */
+export interface WaitProgress {
+  readonly sessions: number;
+  readonly elapsedMs: number;
+  readonly timeoutMs: number;
 }
 
 /** Everything a run needs, resolved once by the caller (no globals). */
 export interface EngineContext {
   readonly settings: Settings;
-  readonly journal: Journal;
+  /**
+   * The run's audit trail. Undefined only for a dry run that checks a target before a fleet
+   * run applies anything (its records are written by the real run that follows).
+   */
+  readonly journal: Journal | undefined;
   /** Refuse (PolicyError) what the operator's group may not do: each op, on the plan's scope. */
   readonly authorize: (op: string, scope: Scope) => void;
   readonly dryRun: boolean;
@@ -231,7 +245,7 @@ async function runOne(
       report.sent.push(...lines);
       step.sent = [...lines];
     }
-    await ctx.journal.single(refusal ? "refused" : "ok", lines, refusal, plan.detail);
+    await ctx.journal?.single(refusal ? "refused" : "ok", lines, refusal, plan.detail);
     if (refusal) throw refusal;
     report.outcome = "ok";
     // The follow-ups are planned too, on the state this plan would leave.
@@ -278,11 +292,11 @@ async function applyPlan(
 ): Promise<void> {
   const { ui } = ctx;
   if (lines.length === 0 && act.every((s) => s.kind !== "write-file")) {
-    await ctx.journal.single("noop", [], undefined, plan.detail);
+    await journalOf(ctx).single("noop", [], undefined, plan.detail);
     for (const l of plan.describe) ui.line(l);
     if (report.outcome !== "ok") report.outcome = "noop";
   } else {
-    const intent = await ctx.journal.intent(lines, plan.detail);
+    const intent = await journalOf(ctx).intent(lines, plan.detail);
     const sent: string[] = [];
     let verification: Verification;
     try {
@@ -291,7 +305,7 @@ async function applyPlan(
     } catch (e) {
       step.sent = sent;
       report.sent.push(...sent);
-      await ctx.journal.result(intent, "failed", sent, e as HapopsError, plan.detail);
+      await journalOf(ctx).result(intent, "failed", sent, e as HapopsError, plan.detail);
       throw e;
     }
     step.sent = sent;
@@ -308,7 +322,7 @@ async function applyPlan(
             },
           )
         : undefined);
-    await ctx.journal.result(intent, error ? "failed" : "ok", sent, error, plan.detail);
+    await journalOf(ctx).result(intent, error ? "failed" : "ok", sent, error, plan.detail);
     if (error) throw error;
     step.verified = verification.verified ?? true;
     report.verified = verification.verified ?? true;
@@ -322,6 +336,12 @@ async function applyPlan(
         `persisted: ${written.path} (mode ${written.mode.toString(8).padStart(4, "0")}; previous kept as ${written.backup})`,
       );
   }
+}
+
+/** Nothing is applied without an audit trail. */
+function journalOf(ctx: EngineContext): Journal {
+  if (!ctx.journal) throw new Error("a change was about to be applied without an audit journal");
+  return ctx.journal;
 }
 
 /**
@@ -457,6 +477,7 @@ async function waitStep(
     onProgress: (p) =>
       ctx.ui.progress(
         `waiting for ${name} to drain: ${p.total} session${p.total === 1 ? "" : "s"} left, ${Math.floor(p.elapsedMs / 1000)}s elapsed (timeout ${formatDuration(p.timeoutMs)})`,
+        { sessions: p.total, elapsedMs: p.elapsedMs, timeoutMs: p.timeoutMs },
       ),
   }).finally(() => ctx.ui.endProgress());
   report.wait = {

@@ -47,6 +47,20 @@ export interface PolicyRequest {
   readonly readOnly: boolean;
   /** What a change touches; reads have none. */
   readonly scope?: Scope | undefined;
+  /**
+   * The account the run acts through when it is not the operator (the user sudo authenticated,
+   * or the real user, while the login uid names the operator): the run must be allowed for its
+   * groups as well. A process whose login uid is unset may set it once without privilege, so a
+   * login uid alone must never widen what that account may do.
+   */
+  readonly through?: PolicyAccount | undefined;
+}
+
+export interface PolicyAccount {
+  readonly user: string;
+  readonly groups: readonly string[];
+  /** Who that account is, for the refusal ("the user sudo authenticated"). */
+  readonly role: string;
 }
 
 export interface PolicyDecision {
@@ -106,8 +120,25 @@ const NOUN: Record<Kind, string> = {
   certs: "certificates",
 };
 
+/**
+ * Whether the policy allows the request: for the operator's groups and, when the run acts
+ * through another account, for that account's groups too.
+ */
 export function decide(policy: Policy | undefined, req: PolicyRequest): PolicyDecision {
   if (policy === undefined) return { allowed: true, rule: "no policy configured" };
+  const mine = decideFor(policy, req);
+  const through = req.through;
+  if (!mine.allowed || through === undefined || through.user === req.operator) return mine;
+  const theirs = decideFor(policy, { ...req, operator: through.user, groups: through.groups });
+  if (!theirs.allowed)
+    return {
+      allowed: false,
+      rule: `${req.operator}'s groups allow it, but it runs through ${through.user} (${through.role}), whose groups must allow it too: ${theirs.rule}`,
+    };
+  return { allowed: true, rule: `${mine.rule}, and for ${through.user} ${theirs.rule}` };
+}
+
+function decideFor(policy: Policy, req: PolicyRequest): PolicyDecision {
   // Own keys only: a unix group called "constructor" must not find Object.prototype's.
   const mine = req.groups.filter((g) => Object.hasOwn(policy, g));
   if (mine.length === 0)
@@ -167,6 +198,9 @@ export function enforcePolicy(policy: Policy | undefined, req: PolicyRequest): P
       operator: req.operator,
       groups: req.groups,
       op: req.op,
+      ...(req.through !== undefined && req.through.user !== req.operator
+        ? { through: { user: req.through.user, groups: req.through.groups } }
+        : {}),
     });
   return d;
 }

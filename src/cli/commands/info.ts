@@ -1,7 +1,7 @@
 import type { InfoResult } from "../../engine/reads.js";
 import { renderJson, renderPairs } from "../output.js";
 
-/** The fields an operator looks at first; `--all` prints every field HAProxy reports. */
+/** The fields an operator looks at first; `--full` prints every field HAProxy reports. */
 const SUMMARY: readonly (readonly [string, (i: Record<string, string>) => string | undefined])[] = [
   ["Target", () => undefined],
   ["Version", (i) => i["Version"]],

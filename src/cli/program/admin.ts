@@ -69,7 +69,10 @@ export function registerAdminCommands(program: Command): void {
     .description(
       "install the sudo access pattern on this host (as root): program, config, audit dir, sudoers rule",
     )
-    .option("--group <group>", "unix group whose members may run hapops through sudo", "hapops")
+    .option(
+      "-g, --group <group>",
+      "unix group whose members may run hapops through sudo (default: hapops)",
+    )
     .option(
       "--prefix <dir>",
       "where the program goes (<prefix>/lib/hapops, <prefix>/sbin/hapops)",
@@ -80,12 +83,13 @@ export function registerAdminCommands(program: Command): void {
       "after",
       "\nExamples:\n  $ sudo hapops setup --group lb-ops --dry-run\n  $ sudo hapops setup --group lb-ops\n",
     )
-    .action(async (opts: { group: string; prefix: string }, cmd: Command) => {
+    .action(async (opts: { group?: string; prefix: string }, cmd: Command) => {
+      // The program's own -g (a group of targets) takes the word wherever it is typed.
       const g = cmd.optsWithGlobals<GlobalFlags & { dryRun?: boolean }>();
       const { runSetup } = await import("../../host/setup.js");
       runSetup(
         {
-          group: opts.group,
+          group: g.group ?? opts.group ?? "hapops",
           prefix: opts.prefix,
           socket: g.socket ?? "/run/haproxy/admin.sock",
           dryRun: g.dryRun ?? false,

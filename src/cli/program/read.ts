@@ -7,16 +7,16 @@ export function registerReadCommands(program: Command): void {
   program
     .command("info")
     .description("process information: version, uptime, connections")
-    .option("--all", "every field of show info")
+    .option("--full", "every field of show info")
     .addHelpText("after", "\nExample:\n  $ hapops info --json | jq -r .Version\n")
-    .action(async (opts: { all?: boolean }, cmd: Command) => {
+    .action(async (opts: { full?: boolean }, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "info");
       const [{ runInfo }, { printInfo }] = await Promise.all([
         import("../../engine/reads.js"),
         import("../commands/info.js"),
       ]);
-      io.out(printInfo(await runInfo(s), { json: s.json, all: opts.all ?? false }));
+      io.out(printInfo(await runInfo(s), { json: s.json, all: opts.full ?? false }));
     });
 
   program
