@@ -55,13 +55,51 @@ function uidOf(u: string): number {
   return Number(sh("id", "-u", u).trim());
 }
 
-/** Run a command as `user` with their groups (runuser sets them up, as a login would). */
+/** The kernel's "no login uid", (uid_t)-1. */
+const NO_LOGINUID = 4294967295;
+
+/**
+ * Run `cmd` in a process whose kernel login uid is the first argument: root may set it (as
+ * pam_loginuid does at login), and every process below keeps it, through runuser and sudo. So
+ * no test depends on how the runner itself was started (an SSH session has a login uid).
+ */
+const WITH_LOGINUID = [
+  'cur=$(cat /proc/self/loginuid 2>/dev/null) || cur=""',
+  'if [ "$cur" != "$1" ] && { [ -n "$cur" ] || [ "$1" != 4294967295 ]; }; then',
+  '  echo "$1" > /proc/self/loginuid || { echo "cannot set the login uid to $1" >&2; exit 97; }',
+  "fi",
+  'shift; exec "$@"',
+].join("\n");
+
+/** Whether this machine lets root give a new process a login uid (CONFIG_AUDIT, not immutable). */
+function canSetLoginuid(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const r = spawnSync(
+    "sh",
+    ["-c", `${WITH_LOGINUID}`, "sh", "12345", "cat", "/proc/self/loginuid"],
+    {
+      encoding: "utf8",
+    },
+  );
+  return r.status === 0 && r.stdout.trim() === "12345";
+}
+
+/**
+ * Run a command as `user` with their groups (runuser sets them up, as a login would), from a
+ * process whose login uid is `loginuid` (none unless told).
+ */
 function asUser(
   user: string,
   args: readonly string[],
   env: Record<string, string> = {},
+  loginuid: number = NO_LOGINUID,
 ): Promise<CliResult> {
-  return host.run("runuser", [
+  return host.run("sh", [
+    "-c",
+    WITH_LOGINUID,
+    "sh",
+    String(loginuid),
+    "runuser",
     "-u",
     user,
     "--",
@@ -73,8 +111,51 @@ function asUser(
   ]);
 }
 
-const viaSudo = (user: string, args: readonly string[], env: Record<string, string> = {}) =>
-  asUser(user, ["sudo", "-n", SBIN, ...args], env);
+const viaSudo = (
+  user: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+  loginuid: number = NO_LOGINUID,
+) => asUser(user, ["sudo", "-n", SBIN, ...args], env, loginuid);
+
+/**
+ * As `ansible -b` runs a module: sudo runs sh, and sh runs the program (sh -c ... python3 there),
+ * so sudo is not hapops' parent. sh must not exec it: a command after it keeps sh waiting.
+ */
+const viaSudoSh = (user: string, args: readonly string[], loginuid: number = NO_LOGINUID) =>
+  asUser(
+    user,
+    [
+      "sudo",
+      "-n",
+      "/bin/sh",
+      "-c",
+      `echo BECOME-SUCCESS >&2; ${SBIN} "$@"; exit $?`,
+      "sh",
+      ...args,
+    ],
+    {},
+    loginuid,
+  );
+
+/** Root, not through sudo, with SUDO_* left in its environment (a `sudo -s` shell). */
+const asRootWithSudoVars = (
+  vars: Record<string, string>,
+  args: readonly string[],
+  loginuid: number,
+) =>
+  host.run("sh", [
+    "-c",
+    WITH_LOGINUID,
+    "sh",
+    String(loginuid),
+    "env",
+    "-i",
+    "PATH=/usr/bin:/bin",
+    ...Object.entries(vars).map(([k, v]) => `${k}=${v}`),
+    SBIN,
+    ...args,
+  ]);
 
 function records(): AuditRecord[] {
   const r = host.sh("cat", [AUDIT_LOG]);
@@ -156,6 +237,9 @@ describe.runIf(canMakePrivateHost())("the sudo access pattern, in a private host
       operator: ALICE,
       uid: uidOf(ALICE),
       sudo: true,
+      operatorFrom: "sudo",
+      sudoUser: ALICE,
+      loginuid: null,
     });
     expect(result).toMatchObject({ phase: "result", outcome: "ok", operator: ALICE });
     expect((await viaSudo(ALICE, ["ready", "be_api/api1"])).code).toBe(0);
@@ -264,6 +348,159 @@ describe.runIf(canMakePrivateHost())("the sudo access pattern, in a private host
     expect(r.stdout).toMatch(/^ok\s+socket level/m);
     expect(r.stdout).toContain(lab().configPath);
   });
+
+  describe.runIf(canSetLoginuid())(
+    "who is recorded: the login uid, then sudo's user, then the uid (issue 13)",
+    () => {
+      const SH_RULE = "/etc/sudoers.d/hapops-e2e-sh";
+      // What ansible -b needs: the operators may run a shell as root.
+      beforeAll(() => host.write(SH_RULE, `%${OPS} ALL=(root) NOPASSWD: /bin/sh\n`, 0o440));
+      afterAll(() => void host?.sh("rm", ["-f", SH_RULE]));
+
+      it("through sudo sh -c (ansible -b), the login uid names the operator, locked down", async () => {
+        const carol = uidOf(CAROL);
+        const r = await viaSudoSh(
+          CAROL,
+          ["drain", "be_app/app1", "--reason", "ansible -b", "--json"],
+          carol,
+        );
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).toContain("BECOME-SUCCESS");
+        expect(await adminState("be_app/app1")).toBe("DRAIN");
+        const rs = records().filter((x) => x.op === "drain" && x.reason === "ansible -b");
+        expect(rs.map((x) => x.phase)).toEqual(["intent", "result"]);
+        for (const x of rs)
+          expect(x).toMatchObject({
+            operator: CAROL,
+            uid: carol,
+            operatorFrom: "loginuid",
+            sudo: true,
+            sudoUser: null,
+            loginuid: carol,
+          });
+        expect(rs[1]).toMatchObject({ outcome: "ok" });
+        expect((await viaSudoSh(CAROL, ["ready", "be_app/app1"], carol)).code).toBe(0);
+        expect(await adminState("be_app/app1")).toBe("READY");
+      });
+
+      it("through sudo sh -c, the policy and the lock-down apply to the login uid's user", async () => {
+        const carol = uidOf(CAROL);
+        const outside = await viaSudoSh(CAROL, ["drain", "be_api/api1", "--json"], carol);
+        expect(outside.code, outside.stderr).toBe(3);
+        expect(outside.stdout + outside.stderr).toMatch(
+          new RegExp(
+            `policy refuses drain for ${CAROL}: group ${APP} allows drain only on be_app/\\*`,
+          ),
+        );
+        expect(await adminState("be_api/api1")).toBe("READY");
+        expect(records().at(-1)).toMatchObject({
+          op: "drain",
+          outcome: "refused",
+          operator: CAROL,
+          operatorFrom: "loginuid",
+          sudoUser: null,
+        });
+        host.write("/usr/local/ops/own.yaml", "audit:\n  path: /usr/local/ops/own.jsonl\n", 0o644);
+        const ownConfig = await viaSudoSh(
+          CAROL,
+          ["-c", "/usr/local/ops/own.yaml", "maint", "be_api/api2"],
+          carol,
+        );
+        expect(ownConfig.code, ownConfig.stderr).toBe(3);
+        expect(ownConfig.stderr).toMatch(/--config is refused under sudo/);
+        expect(await adminState("be_api/api2")).toBe("READY");
+      });
+
+      it("through sudo sh -c without a login uid, it is still refused (exit 3) and nothing changes", async () => {
+        const before = records().length;
+        const r = await viaSudoSh(CAROL, ["drain", "be_app/app1", "--json"]);
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stdout + r.stderr).toMatch(
+          /running as root with SUDO_.* set, but not started by sudo itself \(parent: (sh|dash|bash)\) and with no login uid/,
+        );
+        expect(await adminState("be_app/app1")).toBe("READY");
+        expect(records()).toHaveLength(before);
+      });
+
+      it("sudo hapops by one user from another's login: the login user is the operator, sudo's user is recorded beside", async () => {
+        const alice = uidOf(ALICE);
+        const r = await viaSudo(
+          CAROL,
+          ["drain", "be_app/app2", "--reason", "alice through carol"],
+          {},
+          alice,
+        );
+        expect(r.code, r.stderr).toBe(0);
+        const rs = records().filter((x) => x.reason === "alice through carol");
+        expect(rs.map((x) => x.phase)).toEqual(["intent", "result"]);
+        for (const x of rs)
+          expect(x).toMatchObject({
+            operator: ALICE,
+            uid: alice,
+            operatorFrom: "loginuid",
+            sudo: true,
+            sudoUser: CAROL,
+            loginuid: alice,
+          });
+        expect((await viaSudo(CAROL, ["ready", "be_app/app2"], {}, alice)).code).toBe(0);
+      });
+
+      it("a login uid never widens what sudo's user may do: a change the login user's groups allow and sudo's do not is refused", async () => {
+        const alice = uidOf(ALICE);
+        // ALICE (admins) may do anything; CAROL (app) may only drain and ready be_app/*.
+        const maint = await viaSudo(CAROL, ["maint", "be_app/app1"], {}, alice);
+        expect(maint.code, maint.stderr).toBe(3);
+        expect(maint.stderr).toContain(
+          `policy refuses maint for ${ALICE}: ${ALICE}'s groups allow it, but it runs through ${CAROL} (the user sudo authenticated), whose groups must allow it too: group ${APP} does not allow maint`,
+        );
+        expect(await adminState("be_app/app1")).toBe("READY");
+        expect(records().at(-1)).toMatchObject({
+          op: "maint",
+          outcome: "refused",
+          operator: ALICE,
+          operatorFrom: "loginuid",
+          sudoUser: CAROL,
+        });
+        const outside = await viaSudo(CAROL, ["drain", "be_api/api2"], {}, alice);
+        expect(outside.code, outside.stderr).toBe(3);
+        expect(outside.stderr).toMatch(
+          new RegExp(
+            `runs through ${CAROL} .*group ${APP} allows drain only on be_app/\\*, not be_api/api2`,
+          ),
+        );
+        expect(await adminState("be_api/api2")).toBe("READY");
+      });
+
+      it("root with SUDO_* left in its environment and a login uid runs locked down, as the login uid's user", async () => {
+        const r = await asRootWithSudoVars(
+          { SUDO_USER: ALICE, SUDO_UID: String(uidOf(ALICE)) },
+          ["weight", "be_app/app2", "80"],
+          uidOf(CAROL),
+        );
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stderr).toMatch(
+          new RegExp(`policy refuses weight for ${CAROL}: group ${APP} does not allow weight`),
+        );
+        expect(records().at(-1)).toMatchObject({
+          op: "weight",
+          outcome: "refused",
+          operator: CAROL,
+          operatorFrom: "loginuid",
+          sudo: true,
+          sudoUser: null,
+        });
+      });
+
+      it("a login uid that names no user is refused under sudo (exit 3)", async () => {
+        const r = await viaSudo(CAROL, ["drain", "be_app/app1"], {}, 54321);
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stderr).toMatch(
+          /the login uid \(54321, from \/proc\/self\/loginuid\) names no user/,
+        );
+        expect(await adminState("be_app/app1")).toBe("READY");
+      });
+    },
+  );
 
   describe("what a hostile operator tries", () => {
     it("setup through sudo is refused (exit 3), recorded, and the sudoers rule stays as it was", async () => {
@@ -505,12 +742,16 @@ describe.runIf(canMakePrivateHost())("the sudo access pattern, in a private host
       }
     });
 
-    it("root with SUDO_* left in its environment is refused, not recorded as someone", async () => {
-      const r = await hapops(["weight", "be_app/app2", "80"], {
-        env: { SUDO_USER: ALICE, SUDO_UID: "12345" },
-      });
+    it("root with SUDO_* left in its environment and no login uid is refused, not recorded as someone", async () => {
+      const before = records().length;
+      const r = await asRootWithSudoVars(
+        { SUDO_USER: ALICE, SUDO_UID: "12345" },
+        ["weight", "be_app/app2", "80"],
+        NO_LOGINUID,
+      );
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/unset SUDO_USER SUDO_UID SUDO_GID SUDO_COMMAND first/);
+      expect(records()).toHaveLength(before);
     });
   });
 });

@@ -2,10 +2,13 @@ import { describe, expect, it } from "vitest";
 import {
   isUnderSudo,
   resolveIdentity,
+  sudoMode,
   type Identity,
   type IdentityProbe,
 } from "../../src/audit/identity.js";
-import { ExitCode, GuardError } from "../../src/errors.js";
+import { fileCredentials, policyRequestFor } from "../../src/engine/run-context.js";
+import { ExitCode, GuardError, PolicyError } from "../../src/errors.js";
+import { decide, enforcePolicy, type Policy } from "../../src/policy/policy.js";
 
 interface User {
   readonly name: string;
@@ -91,9 +94,12 @@ describe("resolveIdentity without sudo", () => {
       uid: 1002,
       gid: 1002,
       sudo: false,
+      operatorFrom: "uid",
+      sudoUser: undefined,
       loginuid: undefined,
       tty: undefined,
       groups: ["bob", "dev"],
+      account: { name: "bob", uid: 1002, gid: 1002, groups: ["bob", "dev"] },
     });
   });
 
@@ -126,7 +132,7 @@ describe("resolveIdentity without sudo", () => {
   });
 });
 
-describe("root with SUDO_* set but not started by sudo itself: fails closed", () => {
+describe("root with SUDO_* set, not started by sudo itself, and no login uid: fails closed", () => {
   const env = { SUDO_USER: "alice", SUDO_UID: "1001" };
 
   it.each([
@@ -140,7 +146,9 @@ describe("root with SUDO_* set but not started by sudo itself: fails closed", ()
     expect(e.message).toMatch(
       /running as root with SUDO_USER, SUDO_UID set, but not started by sudo/,
     );
+    expect(e.message).toMatch(/no login uid \(pam_loginuid sets one at SSH login/);
     expect(e.message).toMatch(/unset SUDO_USER SUDO_UID SUDO_GID SUDO_COMMAND/);
+    expect(e.message).not.toContain("\n");
     guardError(() => resolveIdentity(probe));
   });
 
@@ -175,9 +183,12 @@ describe("resolveIdentity under sudo", () => {
       uid: 1001,
       gid: 1001,
       sudo: true,
+      operatorFrom: "sudo",
+      sudoUser: "alice",
       loginuid: undefined,
       tty: undefined,
       groups: ["alice", "ops", "haproxy"],
+      account: { name: "alice", uid: 1001, gid: 1001, groups: ["alice", "ops", "haproxy"] },
     });
     expect(probe.asked).toContain("alice");
   });
@@ -232,12 +243,309 @@ describe("loginuid and tty", () => {
 
   it("are carried through under sudo (loginuid keeps the human who logged in)", () => {
     const id = resolveIdentity(sudoBy("alice", "1001", { loginuid: 1001, tty: "/dev/pts/7" }));
-    expect(id).toMatchObject({ operator: "alice", sudo: true, loginuid: 1001, tty: "/dev/pts/7" });
+    expect(id).toMatchObject({
+      operator: "alice",
+      sudo: true,
+      operatorFrom: "loginuid",
+      sudoUser: "alice",
+      loginuid: 1001,
+      tty: "/dev/pts/7",
+    });
   });
 
   it("stay undefined when unknown", () => {
     const id = resolveIdentity(fakeProbe({ uid: 0 }));
     expect(id.loginuid).toBeUndefined();
     expect(id.tty).toBeUndefined();
+  });
+});
+
+describe("the login uid names the operator", () => {
+  it("without sudo, a login uid that is the real user's decides, with no second lookup", () => {
+    const probe = fakeProbe({ uid: 1002, loginuid: 1002 });
+    expect(resolveIdentity(probe)).toMatchObject({
+      operator: "bob",
+      uid: 1002,
+      sudo: false,
+      operatorFrom: "loginuid",
+      sudoUser: undefined,
+      loginuid: 1002,
+      account: { name: "bob", uid: 1002 },
+    });
+    expect(probe.asked).toEqual([1002]);
+  });
+
+  it("without sudo, a login uid of another user names that user; the run acts through the real one", () => {
+    const id = resolveIdentity(fakeProbe({ uid: 1002, loginuid: 1001 }));
+    expect(id).toEqual<Identity>({
+      operator: "alice",
+      uid: 1001,
+      gid: 1001,
+      sudo: false,
+      operatorFrom: "loginuid",
+      sudoUser: undefined,
+      loginuid: 1001,
+      tty: undefined,
+      groups: ["alice", "ops", "haproxy"],
+      account: { name: "bob", uid: 1002, gid: 1002, groups: ["bob", "dev"] },
+    });
+  });
+
+  it("root acting as itself (su - from alice's login) is recorded as alice, and is not locked down", () => {
+    const probe = fakeProbe({
+      uid: 0,
+      euid: 0,
+      env: { USER: "root" },
+      parent: "bash",
+      loginuid: 1001,
+    });
+    expect(isUnderSudo(probe)).toBe(false);
+    expect(resolveIdentity(probe)).toMatchObject({
+      operator: "alice",
+      uid: 1001,
+      sudo: false,
+      operatorFrom: "loginuid",
+      account: { name: "root", uid: 0 },
+    });
+  });
+
+  it("without sudo, a login uid that passwd does not know is uid-<n>, with no groups", () => {
+    const id = resolveIdentity(fakeProbe({ uid: 1002, loginuid: 4321 }));
+    expect(id).toMatchObject({
+      operator: "uid-4321",
+      uid: 4321,
+      sudo: false,
+      operatorFrom: "loginuid",
+      groups: [],
+      account: { name: "bob", uid: 1002 },
+    });
+  });
+
+  it("under sudo, the login uid decides, and the user sudo authenticated is recorded beside it", () => {
+    const probe = sudoBy("alice", "1001", { loginuid: 1002 });
+    expect(sudoMode(probe)).toBe("direct");
+    expect(resolveIdentity(probe)).toEqual<Identity>({
+      operator: "bob",
+      uid: 1002,
+      gid: 1002,
+      sudo: true,
+      operatorFrom: "loginuid",
+      sudoUser: "alice",
+      loginuid: 1002,
+      tty: undefined,
+      groups: ["bob", "dev"],
+      account: { name: "alice", uid: 1001, gid: 1001, groups: ["alice", "ops", "haproxy"] },
+    });
+  });
+
+  it("under sudo, sudo's word must still check out when a login uid is set", () => {
+    const e = guardError(() => resolveIdentity(sudoBy("alice", "1002", { loginuid: 1001 })));
+    expect(e.message).toContain("alice (SUDO_UID 1002)");
+  });
+
+  it("under sudo, a login uid that passwd does not know is refused (exit 3) in one line", () => {
+    const e = guardError(() => resolveIdentity(sudoBy("alice", "1001", { loginuid: 4321 })));
+    expect(e.exitCode).toBe(3);
+    expect(e.message).toMatch(
+      /^the login uid \(4321, from \/proc\/self\/loginuid\) names no user in the passwd database; refusing to act with root's rights for an operator the policy cannot be checked for$/,
+    );
+    expect(e.details).toEqual({ loginuid: 4321 });
+  });
+});
+
+describe("SUDO_* set without sudo as the direct parent, with a login uid (ansible -b)", () => {
+  // ansible -b: sudo runs sh, sh runs python, python runs hapops; SUDO_* come down the chain.
+  const env = {
+    SUDO_USER: "bob",
+    SUDO_UID: "1002",
+    SUDO_GID: "1002",
+    SUDO_COMMAND: "/bin/sh -c echo BECOME-SUCCESS; /usr/bin/python3",
+  };
+
+  it.each([["sh"], ["python3"], ["bash"], [undefined]])(
+    "runs locked down for the login uid's user when the parent is %s; SUDO_USER vouches for nobody",
+    (parent) => {
+      const probe = fakeProbe({ uid: 0, euid: 0, env, parent, loginuid: 1001 });
+      expect(sudoMode(probe)).toBe("indirect");
+      expect(isUnderSudo(probe)).toBe(true);
+      expect(probe.asked).toEqual([]);
+      expect(resolveIdentity(probe)).toEqual<Identity>({
+        operator: "alice",
+        uid: 1001,
+        gid: 1001,
+        sudo: true,
+        operatorFrom: "loginuid",
+        sudoUser: undefined,
+        loginuid: 1001,
+        tty: undefined,
+        groups: ["alice", "ops", "haproxy"],
+        account: { name: "alice", uid: 1001, gid: 1001, groups: ["alice", "ops", "haproxy"] },
+      });
+      expect(probe.asked).not.toContain("bob");
+    },
+  );
+
+  it("only SUDO_COMMAND left over, with a login uid: locked down for the login uid's user", () => {
+    const probe = fakeProbe({
+      uid: 0,
+      euid: 0,
+      env: { SUDO_COMMAND: "/bin/bash" },
+      parent: "bash",
+      loginuid: 1002,
+    });
+    expect(sudoMode(probe)).toBe("indirect");
+    expect(resolveIdentity(probe)).toMatchObject({ operator: "bob", sudo: true });
+  });
+
+  it("sudo as parent without SUDO_UID is not sudo's word; the login uid names the operator", () => {
+    const probe = fakeProbe({
+      uid: 0,
+      euid: 0,
+      env: { SUDO_USER: "bob" },
+      parent: "sudo",
+      loginuid: 1001,
+    });
+    expect(sudoMode(probe)).toBe("indirect");
+    expect(resolveIdentity(probe)).toMatchObject({
+      operator: "alice",
+      sudo: true,
+      sudoUser: undefined,
+    });
+  });
+
+  it("a login uid that passwd does not know: locked down, then refused (exit 3)", () => {
+    const probe = fakeProbe({ uid: 0, euid: 0, env, parent: "sh", loginuid: 4321 });
+    expect(isUnderSudo(probe)).toBe(true);
+    const e = guardError(() => resolveIdentity(probe));
+    expect(e.exitCode).toBe(3);
+    expect(e.message).toMatch(/^the login uid \(4321, from \/proc\/self\/loginuid\) names no user/);
+  });
+
+  it("not root: SUDO_* and a login uid lock nothing down", () => {
+    const probe = fakeProbe({ uid: 1002, env, parent: "sh", loginuid: 1001 });
+    expect(sudoMode(probe)).toBe("none");
+    expect(resolveIdentity(probe)).toMatchObject({
+      operator: "alice",
+      sudo: false,
+      sudoUser: undefined,
+      account: { name: "bob" },
+    });
+  });
+});
+
+describe("the policy and the files of a run, from its identity", () => {
+  // alice (ops) may do everything; bob (dev) may only read.
+  const POLICY: Policy = { ops: { allow: ["*"] }, dev: { allow: ["read"] } };
+  const allowed = (id: Identity, op: string, readOnly: boolean) =>
+    decide(POLICY, policyRequestFor(id, op, readOnly)!).allowed;
+
+  it("sudo by alice from bob's login: both must allow, so bob's read-only group decides", () => {
+    const id = resolveIdentity(sudoBy("alice", "1001", { loginuid: 1002 }));
+    expect(policyRequestFor(id, "drain", false)).toEqual({
+      operator: "bob",
+      groups: ["bob", "dev"],
+      op: "drain",
+      readOnly: false,
+      through: {
+        user: "alice",
+        groups: ["alice", "ops", "haproxy"],
+        role: "the user sudo authenticated",
+      },
+    });
+    expect(allowed(id, "drain", false)).toBe(false);
+    expect(allowed(id, "servers", true)).toBe(true);
+  });
+
+  it("a login uid never widens what the user sudo authenticated may do", () => {
+    // bob (read only) sudo's from a process whose login uid says alice (everything).
+    const id = resolveIdentity(sudoBy("bob", "1002", { loginuid: 1001 }));
+    expect(id.operator).toBe("alice");
+    const req = policyRequestFor(id, "drain", false)!;
+    let e: unknown;
+    try {
+      enforcePolicy(POLICY, req);
+    } catch (err) {
+      e = err;
+    }
+    expect(e).toBeInstanceOf(PolicyError);
+    expect((e as PolicyError).exitCode).toBe(3);
+    expect((e as PolicyError).message).toBe(
+      "policy refuses drain for alice: alice's groups allow it, but it runs through bob (the user sudo authenticated), whose groups must allow it too: group dev does not allow drain",
+    );
+    expect(allowed(id, "servers", true)).toBe(true);
+  });
+
+  it("both allowing: allowed, and the rule names both", () => {
+    const id = resolveIdentity(sudoBy("alice", "1001", { loginuid: 1001 }));
+    expect(policyRequestFor(id, "drain", false)!.through).toBeUndefined();
+    const both: Policy = { ops: { allow: ["*"] }, dev: { allow: ["read", "drain"] } };
+    const crossed = resolveIdentity(sudoBy("alice", "1001", { loginuid: 1002 }));
+    expect(decide(both, policyRequestFor(crossed, "drain", false)!)).toEqual({
+      allowed: true,
+      rule: "group dev allows drain, and for alice group ops allows drain",
+    });
+  });
+
+  it("without sudo, a login uid of another user is checked with the real user's groups too", () => {
+    const id = resolveIdentity(fakeProbe({ uid: 1002, loginuid: 1001 }));
+    expect(policyRequestFor(id, "drain", false)!.through).toEqual({
+      user: "bob",
+      groups: ["bob", "dev"],
+      role: "the real user",
+    });
+    expect(allowed(id, "drain", false)).toBe(false);
+  });
+
+  it("without sudo, a login uid passwd does not know gets nothing from a policy", () => {
+    const id = resolveIdentity(fakeProbe({ uid: 1001, loginuid: 4321 }));
+    expect(allowed(id, "servers", true)).toBe(false);
+  });
+
+  it("ansible -b: the policy is asked for the login uid's user alone", () => {
+    const probe = fakeProbe({
+      uid: 0,
+      euid: 0,
+      env: { SUDO_USER: "alice", SUDO_UID: "1001" },
+      parent: "sh",
+      loginuid: 1002,
+    });
+    const id = resolveIdentity(probe);
+    expect(policyRequestFor(id, "drain", false)).toEqual({
+      operator: "bob",
+      groups: ["bob", "dev"],
+      op: "drain",
+      readOnly: false,
+    });
+    expect(allowed(id, "drain", false)).toBe(false);
+  });
+
+  it("root acting as itself is not bound by the policy, whatever its login uid", () => {
+    for (const loginuid of [undefined, 1002]) {
+      const id = resolveIdentity(fakeProbe({ uid: 0, loginuid }));
+      expect(policyRequestFor(id, "drain", false)).toBeUndefined();
+      expect(fileCredentials(id)).toBeUndefined();
+    }
+  });
+
+  it("under sudo, files open with the rights of the user sudo authenticated, not the login uid's", () => {
+    const id = resolveIdentity(sudoBy("alice", "1001", { loginuid: 1002 }));
+    expect(fileCredentials(id)).toEqual({ user: "alice", uid: 1001, gid: 1001 });
+  });
+
+  it("ansible -b: files open with the login uid's user's rights", () => {
+    const probe = fakeProbe({
+      uid: 0,
+      euid: 0,
+      env: { SUDO_USER: "alice", SUDO_UID: "1001" },
+      parent: "python3",
+      loginuid: 1002,
+    });
+    expect(fileCredentials(resolveIdentity(probe))).toEqual({ user: "bob", uid: 1002, gid: 1002 });
+  });
+
+  it("without sudo, files open with the process's own rights", () => {
+    expect(fileCredentials(resolveIdentity(fakeProbe({ uid: 1002, loginuid: 1001 })))).toBe(
+      undefined,
+    );
   });
 });

@@ -287,3 +287,107 @@ describe("enforcePolicy", () => {
     );
   });
 });
+
+describe("a run that acts through another account (the login uid names the operator)", () => {
+  // bob logged in (the login uid); sudo authenticated alice, or the reverse.
+  const policy: Policy = {
+    ops: { allow: ["*"] },
+    dev: { allow: ["read"] },
+    app: { allow: ["drain", "ready"], scope: { servers: ["be_app/*"] } },
+  };
+  const through = (user: string, groups: string[]) => ({
+    user,
+    groups,
+    role: "the user sudo authenticated",
+  });
+
+  it("must be allowed for the account's groups too: the operator's alone do not do", () => {
+    const d = decide(
+      policy,
+      req({ operator: "bob", groups: ["ops"], through: through("alice", ["dev"]) }),
+    );
+    expect(d).toEqual({
+      allowed: false,
+      rule: "bob's groups allow it, but it runs through alice (the user sudo authenticated), whose groups must allow it too: group dev does not allow drain",
+    });
+  });
+
+  it("and for the operator's: the account's alone do not do", () => {
+    const d = decide(
+      policy,
+      req({ operator: "bob", groups: ["dev"], through: through("alice", ["ops"]) }),
+    );
+    expect(d).toEqual({ allowed: false, rule: "group dev does not allow drain" });
+  });
+
+  it("allowed when both allow it, naming the rule for each", () => {
+    expect(
+      decide(
+        policy,
+        req({
+          operator: "bob",
+          groups: ["ops"],
+          through: through("alice", ["app"]),
+          scope: { servers: ["be_app/app1"] },
+        }),
+      ),
+    ).toEqual({
+      allowed: true,
+      rule: "group ops allows drain, and for alice group app allows drain on be_app/*",
+    });
+  });
+
+  it("checks the account's scope on the same objects", () => {
+    const d = decide(
+      policy,
+      req({
+        operator: "bob",
+        groups: ["ops"],
+        through: through("alice", ["app"]),
+        scope: { servers: ["be_db/db1"] },
+      }),
+    );
+    expect(d.allowed).toBe(false);
+    expect(d.rule).toMatch(
+      /whose groups must allow it too: group app allows drain only on be_app\/\*, not be_db\/db1$/,
+    );
+  });
+
+  it("an account in none of the policy's groups is named", () => {
+    const d = decide(
+      policy,
+      req({ operator: "bob", groups: ["ops"], through: through("alice", ["users"]) }),
+    );
+    expect(d.rule).toMatch(/alice is in none of the groups the policy names \(ops, dev, app\)$/);
+  });
+
+  it("the same user as operator and account is asked once", () => {
+    expect(decide(policy, req({ groups: ["ops"], through: through("alice", ["dev"]) }))).toEqual({
+      allowed: true,
+      rule: "group ops allows drain",
+    });
+  });
+
+  it("no policy: allowed", () => {
+    expect(decide(undefined, req({ groups: [], through: through("bob", []) })).allowed).toBe(true);
+  });
+
+  it("enforcePolicy names the operator and the account in its error", () => {
+    const e = policyError(() =>
+      enforcePolicy(
+        policy,
+        req({ operator: "bob", groups: ["ops"], through: through("alice", ["dev"]) }),
+      ),
+    );
+    expect(e.exitCode).toBe(3);
+    expect(e.message).toMatch(
+      /^policy refuses drain for bob: bob's groups allow it, but it runs through alice/,
+    );
+    expect(e.details).toEqual({
+      operator: "bob",
+      groups: ["ops"],
+      op: "drain",
+      through: { user: "alice", groups: ["dev"] },
+    });
+  });
+});
