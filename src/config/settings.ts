@@ -197,6 +197,7 @@ export async function resolveSettings(
   const file: ConfigFile = configPath ? await readConfigFile(configPath) : {};
   const names = fleetNames(flags, file, configPath, use);
   if (names) {
+    const apply = fleetApply(flags, use);
     const members: FleetMember[] = [];
     for (const name of names.members)
       members.push({
@@ -210,7 +211,7 @@ export async function resolveSettings(
     return {
       ...base,
       targetText: names.label,
-      fleet: { label: names.label, members, apply: fleetApply(flags, use) },
+      fleet: { label: names.label, members, apply },
     };
   }
   if (flags.rolling || flags.parallel || flags.batch || flags.pause || flags.onError)
@@ -291,9 +292,17 @@ export async function resolveSettings(
 
 function withoutFleet(flags: GlobalFlags): GlobalFlags {
   const rest = { ...flags };
-  delete rest.target;
-  delete rest.group;
-  delete rest.all;
+  for (const k of [
+    "target",
+    "group",
+    "all",
+    "rolling",
+    "parallel",
+    "batch",
+    "pause",
+    "onError",
+  ] as const)
+    delete rest[k];
   return rest;
 }
 

@@ -273,6 +273,14 @@ export async function runFleet(
               result: "refused",
               reason: `not sent: ${blocking.map((b) => b.target).join(", ")} refused the run`,
               exitCode: ExitCode.guard,
+              // The plan it would have run, with nothing sent.
+              report: o.report && {
+                ...o.report,
+                dryRun: false,
+                outcome: "refused",
+                sent: [],
+                steps: o.report.steps.map((st) => ({ ...st, sent: [] })),
+              },
             },
       );
     }
