@@ -21,9 +21,16 @@ export const io: Io = {
  */
 export async function settingsFor(cmd: Command, use: FleetUse = "none"): Promise<Settings> {
   const { resolveSettings } = await import("../config/settings.js");
+  const flags = cmd.optsWithGlobals<GlobalFlags>();
+  // A command with an option of its own by the same name (setup's --group: a unix group) gets
+  // the word, which the program's fleet option took.
+  for (const o of cmd.options) {
+    const key = o.attributeName();
+    if (key === "group" || key === "target" || key === "all") delete flags[key];
+  }
   const { isUnderSudo, systemProbe } = await import("../audit/identity.js");
   return resolveSettings(
-    cmd.optsWithGlobals<GlobalFlags>(),
+    flags,
     {
       env: process.env,
       stdoutIsTTY: process.stdout.isTTY === true,
