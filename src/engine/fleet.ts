@@ -151,7 +151,14 @@ class FleetUi {
   target(name: string, buffer?: string[]): EngineUi {
     const { base } = this;
     return {
-      line: (t) => (buffer ? buffer.push(t) : base.line(`${name}: ${t}`)),
+      line: (t) => {
+        if (buffer) return void buffer.push(t);
+        // A line under a progress line: clear it, print, draw it again.
+        const shown = this.waits.size + this.others.size > 0;
+        if (shown) base.endProgress();
+        base.line(`${name}: ${t}`);
+        if (shown) this.draw();
+      },
       dim: (t) => base.dim(t),
       warn: (t) => base.warn(t),
       progress: (t, wait) => {
@@ -168,15 +175,21 @@ class FleetUi {
     };
   }
 
+  /** The longest any target has waited so far (it never goes back when one finishes). */
+  private elapsedMs = 0;
+
   private draw(): void {
     const parts: string[] = [];
     if (this.waits.size > 0) {
       const all = [...this.waits.entries()];
       const total = all.reduce((n, [, w]) => n + w.sessions, 0);
-      const elapsed = Math.max(...all.map(([, w]) => w.elapsedMs));
+      this.elapsedMs = Math.max(this.elapsedMs, ...all.map(([, w]) => w.elapsedMs));
       const busy = all.filter(([, w]) => w.sessions > 0);
+      const secs = `${Math.floor(this.elapsedMs / 1000)}s elapsed`;
       parts.push(
-        `draining on ${busy.length} target${busy.length === 1 ? "" : "s"}: ${total} session${total === 1 ? "" : "s"} left (${busy.map(([n, w]) => `${n} ${w.sessions}`).join(", ") || "none"}), ${Math.floor(elapsed / 1000)}s elapsed`,
+        busy.length === 0
+          ? `drained on every target waiting, ${secs}`
+          : `draining on ${busy.length} target${busy.length === 1 ? "" : "s"}: ${total} session${total === 1 ? "" : "s"} left (${busy.map(([n, w]) => `${n} ${w.sessions}`).join(", ")}), ${secs}`,
       );
     }
     for (const [n, t] of this.others) parts.push(`${n}: ${t}`);
