@@ -29,6 +29,7 @@ const wanted = [
   ["tmux", "tmux"],
   ["setfacl", "acl"],
   ["ss", "iproute2"],
+  ["ansible-playbook", "ansible-core"],
 ].filter(([cmd]) => !have(cmd));
 if (wanted.length > 0) {
   const pkgs = wanted.map(([, pkg]) => pkg);
