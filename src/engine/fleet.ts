@@ -278,22 +278,23 @@ export async function runFleet(
               `not sent: the run was refused on every target because of ${blocking.map((b) => b.target).join(", ")} (${why})`,
             );
       await t.journal?.finish(error);
+      // The plan each target would have run (from the check, a dry run), with nothing sent.
+      const plan = o.report && {
+        ...o.report,
+        dryRun: false,
+        outcome: "refused" as const,
+        sent: [],
+        steps: o.report.steps.map((st) => ({ ...st, sent: [] })),
+      };
       report.targets.push(
         blocking.includes(o)
-          ? o
+          ? { ...o, report: plan }
           : {
               ...o,
               result: "refused",
               reason: `not sent: ${blocking.map((b) => b.target).join(", ")} refused the run`,
               exitCode: ExitCode.guard,
-              // The plan it would have run, with nothing sent.
-              report: o.report && {
-                ...o.report,
-                dryRun: false,
-                outcome: "refused",
-                sent: [],
-                steps: o.report.steps.map((st) => ({ ...st, sent: [] })),
-              },
+              report: plan,
             },
       );
     }
