@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { createSocket } from "node:dgram";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AuditRecord } from "../../src/audit/record.js";
 import type { FleetReport } from "../../src/engine/fleet.js";
@@ -107,6 +109,40 @@ describe("a change over a fleet", () => {
     expect(report(again).targets.every((t) => t.result === "noop")).toBe(true);
   });
 
+  it("sends every target's records to syslog with the run id, so a central log can join them", async () => {
+    const udp = createSocket("udp4");
+    const got: string[] = [];
+    udp.on("message", (m) => got.push(m.toString()));
+    await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
+    try {
+      const cfg = join(fleet().dir, "with-syslog.yaml");
+      writeFileSync(
+        cfg,
+        readFileSync(fleet().config, "utf8").replace(
+          /^audit:\n/,
+          `audit:\n  syslog: udp://127.0.0.1:${udp.address().port}\n`,
+        ),
+      );
+      const r = await hapops(["-c", cfg, "-t", "lb1,lb3", "weight", "be_app/app3", "40", "--json"]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const id = report(r).run;
+      await waitUntil(() => (got.length >= 4 ? true : undefined), {
+        what: "four syslog datagrams",
+        timeoutMs: 20_000,
+        intervalMs: 50,
+      });
+      const mine = got.filter((g) => g.includes(`"run":"${id}"`));
+      expect(mine).toHaveLength(4);
+      expect(mine.filter((g) => g.includes('"target":"lb1 '))).toHaveLength(2);
+      expect(mine.filter((g) => g.includes('"target":"lb3 '))).toHaveLength(2);
+      expect((await hapops(["-c", cfg, "-t", "lb1,lb3", "weight", "be_app/app3", "50"])).code).toBe(
+        0,
+      );
+    } finally {
+      udp.close();
+    }
+  });
+
   it("shows the plan of every target in a dry run and sends nothing", async () => {
     const r = await run(["--all", "maint", "be_app/app2", "--dry-run"]);
     expect(r.code, r.stderr).toBe(0);
@@ -185,6 +221,7 @@ describe("a change over a fleet", () => {
 
   // The last tests stop lb2 for good.
   it("stops a rolling run at the batch that fails: targets after it are not started", async () => {
+    const before = records().length;
     const child = spawn(
       process.execPath,
       [
@@ -211,9 +248,9 @@ describe("a change over a fleet", () => {
     // lb1 is done (its result is on record): stop lb2 during the pause.
     await waitUntil(
       () =>
-        records().some(
-          (x) => x.op === "weight" && x.target.startsWith("lb1 ") && x.phase === "result",
-        )
+        records()
+          .slice(before)
+          .some((x) => x.op === "weight" && x.target.startsWith("lb1 ") && x.phase === "result")
           ? true
           : undefined,
       { what: "lb1's weight change on record", timeoutMs: 30_000, intervalMs: 50 },
