@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { ValidationError } from "../errors.js";
 import { GRAMMAR, type CommandName, type CommandSpec } from "./grammar.js";
 import { levelRank, type Level } from "./levels.js";
@@ -408,4 +409,155 @@ function mapVersion(version: number): string {
   if (!Number.isInteger(version) || version < 0 || version > 0xffffffff)
     throw new ValidationError(`a map version is a whole number 0-4294967295, not ${version}`);
   return `@${version}`;
+}
+
+/** A server's address as `add server` and `set server ... addr` take it: an IP, and a port. */
+export interface ServerAddress {
+  readonly ip: string;
+  readonly port?: number | undefined;
+}
+
+function validateServerAddress(what: string, a: ServerAddress): ServerAddress {
+  if (isIP(a.ip) === 0)
+    throw new ValidationError(
+      `${what} ${JSON.stringify(a.ip)} is not an IP address (HAProxy does not resolve names given at runtime)`,
+    );
+  if (a.port !== undefined && (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535))
+    throw new ValidationError(
+      `${what}: port must be a whole number from 1 to 65535, not ${a.port}`,
+    );
+  return a;
+}
+
+/**
+ * The address word of `add server`: `10.0.0.5:8080`, `ipv6@2001:db8::5:8080` for IPv6 (HAProxy
+ * takes the last `:` as the port separator, so a bare IPv6 address would lose its last group).
+ */
+function addressWord(a: ServerAddress): string {
+  const host = isIP(a.ip) === 6 ? `ipv6@${a.ip}` : a.ip;
+  return a.port === undefined ? host : `${host}:${a.port}`;
+}
+
+/** A keyword of `add server` and its value, when it takes one (`weight 10`, `check`). */
+export type ServerKeyword = readonly [keyword: string, value?: string];
+
+/**
+ * `add server <b>/<s> <addr> [<kw> [<value>]]*`. Keywords are checked by the operation against
+ * the list the running version accepts; here each word is checked to be one word.
+ */
+export function addServer(
+  backend: string,
+  server: string,
+  address: ServerAddress,
+  keywords: readonly ServerKeyword[] = [],
+): RuntimeCommand {
+  const words: string[] = [
+    serverRef(backend, server),
+    addressWord(validateServerAddress("server address", address)),
+  ];
+  for (const [kw, value] of keywords) {
+    if (!/^[a-z][a-z0-9-]*$/.test(kw))
+      throw new ValidationError(`${JSON.stringify(kw)} is not a server keyword`);
+    words.push(kw);
+    if (value !== undefined) words.push(refusePayloadMarker(kw, value));
+  }
+  return build("addServer", words);
+}
+
+/** `del server <b>/<s>`: only a server in maintenance with no connections (HAProxy checks). */
+export function delServer(backend: string, server: string): RuntimeCommand {
+  return build("delServer", [serverRef(backend, server)]);
+}
+
+/** `experimental-mode on`: this session only; `add server` needs it on 2.4 and 2.5. */
+export function experimentalModeOn(): RuntimeCommand {
+  return build("experimentalMode", ["on"]);
+}
+
+/** `set server <b>/<s> addr <ip> [port <port>]`. */
+export function setServerAddr(
+  backend: string,
+  server: string,
+  address: ServerAddress,
+): RuntimeCommand {
+  const a = validateServerAddress("server address", address);
+  return build("setServerAddr", [
+    serverRef(backend, server),
+    "addr",
+    a.ip,
+    ...(a.port !== undefined ? ["port", String(a.port)] : []),
+  ]);
+}
+
+/** `enable|disable health|agent <b>/<s>`: the server's health or agent check. */
+export function setCheck(
+  check: "health" | "agent",
+  on: boolean,
+  backend: string,
+  server: string,
+): RuntimeCommand {
+  const name =
+    check === "health"
+      ? on
+        ? "enableHealth"
+        : "disableHealth"
+      : on
+        ? "enableAgent"
+        : "disableAgent";
+  return build(name, [serverRef(backend, server)]);
+}
+
+/** `shutdown sessions server <b>/<s>`: cut every session on the server now. */
+export function shutdownSessionsServer(backend: string, server: string): RuntimeCommand {
+  return build("shutdownSessionsServer", [serverRef(backend, server)]);
+}
+
+function validateMaxconn(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > 0x7fffffff)
+    throw new ValidationError(`maxconn must be a whole number from 0 to 2147483647, not ${n}`);
+  return String(n);
+}
+
+/** `set maxconn server <b>/<s> <n>` (0: no limit). */
+export function setMaxconnServer(backend: string, server: string, n: number): RuntimeCommand {
+  return build("setMaxconnServer", [serverRef(backend, server), validateMaxconn(n)]);
+}
+
+/** `set maxconn frontend <name> <n>`. */
+export function setMaxconnFrontend(frontend: string, n: number): RuntimeCommand {
+  return build("setMaxconnFrontend", [validateName("frontend name", frontend), validateMaxconn(n)]);
+}
+
+/** `set maxconn global <n>`. */
+export function setMaxconnGlobal(n: number): RuntimeCommand {
+  return build("setMaxconnGlobal", [validateMaxconn(n)]);
+}
+
+/** `show sess`: every stream, with client, frontend, backend, server and age. */
+export function showSess(): RuntimeCommand {
+  return build("showSess");
+}
+
+/** `show errors`: the last invalid request and response captured per proxy. */
+export function showErrors(): RuntimeCommand {
+  return build("showErrors");
+}
+
+/** `show servers conn [<backend>]`: idle and used connections per server. */
+export function showServersConn(backend?: string): RuntimeCommand {
+  return build(
+    "showServersConn",
+    backend === undefined ? [] : [validateName("backend name", backend)],
+  );
+}
+
+/** `wait <ms>ms srv-removable <b>/<s>` (3.0+): returns once the server may be deleted. */
+export function waitSrvRemovable(
+  timeoutMs: number,
+  backend: string,
+  server: string,
+): RuntimeCommand {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000)
+    throw new ValidationError(`the wait must be from 1 ms to 1 h, not ${timeoutMs} ms`);
+  return build("waitSrvRemovable", [`${timeoutMs}ms`, "srv-removable", serverRef(backend, server)]);
 }

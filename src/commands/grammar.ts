@@ -111,6 +111,55 @@ export const GRAMMAR = {
   // the master answers "Permission denied" to any prefix (measured on 2.6 and 3.4). A pid that
   // is not a worker gets "Can't find the target PID matching the prefix" and the connection closes.
   masterRoute: spec("@", "operator", false, "@<relative pid> <command> | @!<pid> <command>"),
+  // A server's life (management.txt 9.3): dynamic servers (2.4+; 2.4 and 2.5 need
+  // `experimental-mode on` in the session first), addresses, checks, sessions, limits.
+  addServer: spec(
+    "add server",
+    "admin",
+    true,
+    "add server <backend>/<server> <addr>[:<port>] [<keyword> [<value>]]*",
+  ),
+  delServer: spec("del server", "admin", true, "del server <backend>/<server>"),
+  experimentalMode: spec("experimental-mode", "admin", false, "experimental-mode on|off"),
+  setServerAddr: spec(
+    "set server",
+    "admin",
+    true,
+    "set server <backend>/<server> addr <ip> [port <port>]",
+  ),
+  enableHealth: spec("enable health", "admin", true, "enable health <backend>/<server>"),
+  disableHealth: spec("disable health", "admin", true, "disable health <backend>/<server>"),
+  enableAgent: spec("enable agent", "admin", true, "enable agent <backend>/<server>"),
+  disableAgent: spec("disable agent", "admin", true, "disable agent <backend>/<server>"),
+  shutdownSessionsServer: spec(
+    "shutdown sessions server",
+    "admin",
+    true,
+    "shutdown sessions server <backend>/<server>",
+  ),
+  setMaxconnServer: spec(
+    "set maxconn server",
+    "admin",
+    true,
+    "set maxconn server <backend>/<server> <maxconn>",
+  ),
+  setMaxconnFrontend: spec(
+    "set maxconn frontend",
+    "admin",
+    true,
+    "set maxconn frontend <frontend> <maxconn>",
+  ),
+  setMaxconnGlobal: spec("set maxconn global", "admin", true, "set maxconn global <maxconn>"),
+  showSess: spec("show sess", "operator", false, "show sess [<id>|all]"),
+  showErrors: spec(
+    "show errors",
+    "operator",
+    false,
+    "show errors [<iid>|<proxy>] [request|response]",
+  ),
+  showServersConn: spec("show servers conn", "user", false, "show servers conn [<backend>]"),
+  // 3.0+: returns once the server can be deleted (maint, no connections) or after the delay.
+  waitSrvRemovable: spec("wait", "admin", false, "wait <delay> srv-removable <backend>/<server>"),
   // `hapops raw`: the real words, level and effect come from commands/raw.ts per command.
   raw: spec("", "admin", true, "<a command from the raw table>"),
 } as const satisfies Record<string, CommandSpec>;
