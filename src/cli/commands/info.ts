@@ -40,3 +40,25 @@ export function printInfo(result: InfoResult, opts: { json: boolean; all: boolea
   }
   return renderPairs(pairs);
 }
+
+/** One row per target when many answer: the fields that tell load balancers apart. */
+export const INFO_HEADERS = [
+  "VERSION",
+  "UPTIME",
+  "CONNECTIONS",
+  "CONN RATE",
+  "REQUESTS",
+  "STOPPING",
+] as const;
+
+/** One row of the info table, under INFO_HEADERS. */
+export function infoCells(i: Readonly<Record<string, string>>): string[] {
+  return [
+    i["Version"] ?? "-",
+    i["Uptime"] ?? "-",
+    i["CurrConns"] !== undefined ? `${i["CurrConns"]}/${i["Maxconn"] ?? "?"}` : "-",
+    i["ConnRate"] !== undefined ? `${i["ConnRate"]}/s` : "-",
+    i["CumReq"] ?? "-",
+    i["Stopping"] === "1" ? "yes" : "no",
+  ];
+}

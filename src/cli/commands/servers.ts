@@ -1,6 +1,6 @@
 import type { ServersResult } from "../../engine/reads.js";
 import type { ServerView } from "../../engine/state.js";
-import { colors, colorStatus, renderJson, renderTable } from "../output.js";
+import { colors, colorStatus, renderJson, renderTable, type Colors } from "../output.js";
 
 /** The `servers --json` row: the DESIGN.md contract, plus check, sessions and adminFlags. */
 export function serverRow(s: ServerView) {
@@ -24,13 +24,19 @@ function hostPort(s: ServerView): string {
   return s.port === undefined ? host : `${host}:${s.port}`;
 }
 
-export function printServers(
-  result: ServersResult,
-  opts: { json: boolean; color: boolean },
-): string {
-  if (opts.json) return renderJson(result.servers.map(serverRow));
-  const c = colors(opts.color);
-  const rows = result.servers.map((s) => [
+export const SERVER_HEADERS = [
+  "SERVER",
+  "ADDRESS",
+  "STATE",
+  "ADMIN",
+  "WEIGHT",
+  "SESSIONS",
+  "CHECK",
+] as const;
+
+/** One row of the `servers` table, under SERVER_HEADERS. */
+export function serverCells(s: ServerView, c: Colors): string[] {
+  return [
     `${s.backend}/${s.server}`,
     hostPort(s),
     colorStatus(c, s.operational),
@@ -39,6 +45,17 @@ export function printServers(
     s.weight === s.initialWeight ? String(s.weight) : `${s.weight} (config ${s.initialWeight})`,
     String(s.stat?.scur ?? "-"),
     s.stat?.checkStatus ? colorStatus(c, s.stat.checkStatus) : "-",
-  ]);
-  return renderTable(["SERVER", "ADDRESS", "STATE", "ADMIN", "WEIGHT", "SESSIONS", "CHECK"], rows);
+  ];
+}
+
+export function printServers(
+  result: ServersResult,
+  opts: { json: boolean; color: boolean },
+): string {
+  if (opts.json) return renderJson(result.servers.map(serverRow));
+  const c = colors(opts.color);
+  return renderTable(
+    SERVER_HEADERS,
+    result.servers.map((s) => serverCells(s, c)),
+  );
 }

@@ -1,5 +1,5 @@
 import type { StatEntry } from "../../parse/stat.js";
-import { colors, colorStatus, renderTable } from "../output.js";
+import { colors, colorStatus, renderTable, type Colors } from "../output.js";
 
 /** The --json element: typed fields, plus `fields` with every non-empty column by its HAProxy name. */
 export function statJson(e: StatEntry) {
@@ -19,9 +19,22 @@ function ago(sec: number | undefined): string {
   return `${Math.floor(sec / 86400)}d`;
 }
 
-export function printStat(entries: readonly StatEntry[], opts: { color: boolean }): string {
-  const c = colors(opts.color);
-  const rows = entries.map((e) => [
+export const STAT_HEADERS = [
+  "NAME",
+  "TYPE",
+  "STATUS",
+  "WEIGHT",
+  "SCUR",
+  "SMAX",
+  "STOT",
+  "RATE",
+  "CHECK",
+  "LASTCHG",
+] as const;
+
+/** One row of the `stat` table, under STAT_HEADERS. */
+export function statCells(e: StatEntry, c: Colors): string[] {
+  return [
     e.kind === "server" ? `${e.proxy}/${e.name}` : e.proxy,
     e.kind.toUpperCase(),
     colorStatus(c, e.status || "-"),
@@ -32,9 +45,13 @@ export function printStat(entries: readonly StatEntry[], opts: { color: boolean 
     String(e.rate),
     e.checkStatus ? colorStatus(c, e.checkStatus) : "-",
     ago(e.lastChangeSec),
-  ]);
+  ];
+}
+
+export function printStat(entries: readonly StatEntry[], opts: { color: boolean }): string {
+  const c = colors(opts.color);
   return renderTable(
-    ["NAME", "TYPE", "STATUS", "WEIGHT", "SCUR", "SMAX", "STOT", "RATE", "CHECK", "LASTCHG"],
-    rows,
+    STAT_HEADERS,
+    entries.map((e) => statCells(e, c)),
   );
 }

@@ -15,8 +15,18 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
     .description(`list the ${kind}s, or the entries of one (JSON Lines with --json)`)
     .argument(`[${kind}]`, refHelp)
     .action(async (r: string | undefined, _o: object, cmd: Command) => {
-      const s = await settingsFor(cmd);
+      const s = await settingsFor(cmd, "read");
       await guardRead(s, cmd, `${kind} show`);
+      if (s.fleet) {
+        const [{ fleetMapShow }, { printFleetMapShow, finishFleetRead }] = await Promise.all([
+          import("../../engine/fleet-reads.js"),
+          import("../commands/fleet-read.js"),
+        ]);
+        const reached = await fleetMapShow(s, kind, r);
+        return finishFleetRead(printFleetMapShow(kind, reached, s, r === undefined), (t) =>
+          io.out(t),
+        );
+      }
       const [{ runMapShow }, { printMapShow }] = await Promise.all([
         import("../../engine/reads.js"),
         import("../commands/map.js"),
@@ -31,8 +41,16 @@ export function registerMapCommands(program: Command, kind: "map" | "acl"): void
     .argument(ref, refHelp)
     .argument("<value>", "the value to look up")
     .action(async (r: string, v: string, _o: object, cmd: Command) => {
-      const s = await settingsFor(cmd);
+      const s = await settingsFor(cmd, "read");
       await guardRead(s, cmd, `${kind} get`);
+      if (s.fleet) {
+        const [{ fleetMapGet }, { printFleetMapGet, finishFleetRead }] = await Promise.all([
+          import("../../engine/fleet-reads.js"),
+          import("../commands/fleet-read.js"),
+        ]);
+        const reached = await fleetMapGet(s, kind, r, v);
+        return finishFleetRead(printFleetMapGet(kind, reached, s), (t) => io.out(t));
+      }
       const [{ runMapGet }, { printMapGet }] = await Promise.all([
         import("../../engine/reads.js"),
         import("../commands/map.js"),

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import type { Settings } from "../../config/settings.js";
 import { guardRead, io, settingsFor } from "../context.js";
 import { runEngineCommand } from "../engine.js";
 
@@ -62,11 +63,12 @@ export function registerTableCommands(program: Command): void {
     )
     .addHelpText(
       "after",
-      "\nExamples:\n  $ hapops table show be_app\n  $ hapops table show be_app --key 192.0.2.10 --json\n",
+      "\nExamples:\n  $ hapops table show be_app\n  $ hapops table show be_app --key 192.0.2.10 --json\n  $ hapops table show be_app -g edge    # one target after the other, TARGET first\n",
     )
     .action(async (name: string, opts: { key?: string; filter?: string[] }, cmd: Command) => {
-      const s = await settingsFor(cmd);
+      const s = await settingsFor(cmd, "read");
       await guardRead(s, cmd, "table show");
+      if (s.fleet) return showFleetTable(s, name, opts);
       const [mod, { entryJson }, { runTableShow }] = await Promise.all([
         import("../commands/table.js"),
         import("../../ops/table.js"),
@@ -97,6 +99,39 @@ export function registerTableCommands(program: Command): void {
       printer.end({ header: opts.key === undefined });
       if (opts.key !== undefined && printer.count === 0) await missingKey();
     });
+}
+
+/**
+ * `table show` over many targets: read one after the other and streamed (fleet-reads.ts), so
+ * memory stays that of one entry. With --key, exit 1 only when no target has the key.
+ */
+async function showFleetTable(
+  s: Settings,
+  name: string,
+  opts: { key?: string; filter?: string[] },
+): Promise<void> {
+  const [{ fleetTableShow }, { FleetEntryOutput }] = await Promise.all([
+    import("../../engine/fleet-reads.js"),
+    import("../commands/fleet-read.js"),
+  ]);
+  const output = new FleetEntryOutput(
+    (t) => io.out(t),
+    name,
+    s.fleet!.members.map((m) => m.name),
+    { json: s.json, color: s.color, key: opts.key },
+  );
+  const reached = await fleetTableShow(
+    s,
+    { table: name, key: opts.key, filter: opts.filter },
+    output,
+  );
+  const error = output.end(reached);
+  if (error) throw error;
+  if (opts.key !== undefined && output.count === 0) {
+    const { ResultExit } = await import("../../errors.js");
+    io.err(`hapops: no target's table ${name} has an entry for key ${opts.key}\n`);
+    throw new ResultExit(`no entry for key ${opts.key}`);
+  }
 }
 
 /** set / clear: argv to a table operation; the engine does the rest. */
