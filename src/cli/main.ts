@@ -4,10 +4,13 @@ import { gate, io } from "./context.js";
 import { registerAdminCommands } from "./program/admin.js";
 import { registerCertCommands } from "./program/certs.js";
 import { registerChangeCommands } from "./program/change.js";
+import { registerCheckCommands } from "./program/checks.js";
+import { registerLifecycleCommands } from "./program/lifecycle.js";
 import { registerMapCommands } from "./program/maps.js";
 import { registerOpsCommands } from "./program/ops.js";
 import { registerReadCommands } from "./program/read.js";
 import { registerReloadCommands } from "./program/reload.js";
+import { registerSessionCommands } from "./program/sessions.js";
 import { registerStateCommands } from "./program/state.js";
 import { registerTableCommands } from "./program/tables.js";
 
@@ -87,6 +90,9 @@ export function buildProgram(json = false): Command {
   registerReadCommands(program);
   registerTableCommands(program);
   registerChangeCommands(program);
+  registerLifecycleCommands(program);
+  registerCheckCommands(program);
+  registerSessionCommands(program);
   registerCertCommands(program);
   registerReloadCommands(program);
   registerMapCommands(program, "map");
