@@ -266,17 +266,22 @@ export async function runFleet(
   const blocking = [...refused, ...(fc.apply.onError === "stop" ? notReached : [])];
   if (blocking.length > 0) {
     const why = blocking.map((o) => `${o.target}: ${o.reason}`).join("; ");
-    const hint =
-      refused.length === 0 ? "; pass --on-error continue to change the others without it" : "";
+    const names = (xs: readonly TargetOutcome[]) => xs.map((x) => x.target).join(", ");
+    const unreached = blocking.filter((o) => o.result === "not-reached");
+    // What stopped the run, as the other targets' records and rows say it.
+    const cause = [
+      refused.length > 0 ? `${names(refused)} refused the run` : undefined,
+      unreached.length > 0
+        ? `${names(unreached)} could not be reached (--on-error continue goes on without ${unreached.length === 1 ? "it" : "them"})`
+        : undefined,
+    ]
+      .filter((x) => x !== undefined)
+      .join("; ");
     for (const [i, o] of planned.entries()) {
       const t = byName.get(o.target)!;
       const own = checked[i]!;
       const error: HapopsError =
-        !own.ok && blocking.includes(o)
-          ? own.error
-          : new GuardError(
-              `not sent: the run was refused on every target because of ${blocking.map((b) => b.target).join(", ")} (${why})`,
-            );
+        !own.ok && blocking.includes(o) ? own.error : new GuardError(`not sent: ${cause} (${why})`);
       await t.journal?.finish(error);
       // The plan each target would have run (from the check, a dry run), with nothing sent.
       const plan = o.report && {
@@ -292,7 +297,7 @@ export async function runFleet(
           : {
               ...o,
               result: "refused",
-              reason: `not sent: ${blocking.map((b) => b.target).join(", ")} refused the run`,
+              reason: `not sent: ${cause}`,
               exitCode: ExitCode.guard,
               report: plan,
             },
@@ -301,7 +306,7 @@ export async function runFleet(
     report.outcome = "refused";
     report.exitCode = worstExit(blocking.map((b) => b.exitCode));
     throw new FleetError(
-      `${fc.op} refused on ${blocking.length} of ${planned.length} targets, so nothing was sent to any: ${why}${hint}`,
+      `${fc.op} sent to no target: ${refused.length > 0 ? `refused on ${refused.length} of ${planned.length}` : `${unreached.length} of ${planned.length} could not be reached`} (${why})${refused.length === 0 ? "; pass --on-error continue to change the others without it" : ""}`,
       report.exitCode,
       report,
     );
@@ -376,8 +381,9 @@ function settle(report: FleetReport, fc: FleetContext, would: string): FleetRepo
   report.outcome = bad.every((o) => o.result === "refused") ? "refused" : "failed";
   const ok = report.targets.length - bad.length;
   const everywhere = would ? "; a real run would send nothing to any target" : "";
+  const label = (r: TargetResult) => (r === "not-reached" ? "not reached" : r);
   throw new FleetError(
-    `${fc.op} ${would ? `${would} ` : ""}${report.outcome} on ${bad.length} of ${report.targets.length} targets${ok > 0 ? ` (${ok} ok)` : ""}: ${bad.map((o) => `${o.target} ${o.result}${o.reason ? `: ${o.reason}` : ""}`).join("; ")}${everywhere}`,
+    `${fc.op} ${would ? `${would} ` : ""}${report.outcome} on ${bad.length} of ${report.targets.length} targets${ok > 0 ? ` (${ok} ok)` : ""}: ${bad.map((o) => `${o.target} ${label(o.result)}${o.reason ? `: ${o.reason}` : ""}`).join("; ")}${everywhere}`,
     report.exitCode,
     report,
   );

@@ -279,7 +279,7 @@ describe("a change over a fleet", () => {
     expect(cont.stdout).toMatch(/^lb2 +not reached +/m);
     expect(cont.stdout).toMatch(/^lb1 +ok /m);
     expect(cont.stdout).toMatch(/^lb3 +ok /m);
-    expect(cont.stderr).toMatch(/failed on 1 of 3 targets \(2 ok\): lb2 not-reached/);
+    expect(cont.stderr).toMatch(/failed on 1 of 3 targets \(2 ok\): lb2 not reached/);
     expect((await server("lb1", "app2")).admin).toBe("MAINT");
     expect((await server("lb3", "app2")).admin).toBe("MAINT");
   });
