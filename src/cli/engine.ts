@@ -50,14 +50,8 @@ export async function runEngineCommand(
     await withRun(
       cmd,
       flags,
-      async (run) => {
-        const abort = new AbortController();
-        const onSigint = () => {
-          process.off("SIGINT", onSigint);
-          abort.abort();
-        };
-        process.on("SIGINT", onSigint);
-        try {
+      (run) =>
+        untilSigint(async (signal) => {
           const op = await build(s, run);
           const [{ runOperation }, { realClock }] = await Promise.all([
             import("../engine/run.js"),
@@ -71,7 +65,7 @@ export async function runEngineCommand(
               dryRun: flags.dryRun ?? false,
               ui: engineUi(s),
               clock: realClock,
-              signal: abort.signal,
+              signal,
               confirm:
                 process.stdin.isTTY === true && process.stderr.isTTY === true && !s.json
                   ? (q) => ask(q)
@@ -80,10 +74,7 @@ export async function runEngineCommand(
             op,
           );
           if (s.json) io.out(renderJson(report));
-        } finally {
-          process.off("SIGINT", onSigint);
-        }
-      },
+        }),
       s,
     );
   } catch (e) {
@@ -119,56 +110,67 @@ async function runFleetCommand(
   await withRun(
     cmd,
     flags,
-    async (run) => {
-      const abort = new AbortController();
-      const onSigint = () => {
-        process.off("SIGINT", onSigint);
-        abort.abort();
-      };
-      process.on("SIGINT", onSigint);
-      const [{ runFleet }, { realClock }, { printFleetReport }] = await Promise.all([
-        import("../engine/fleet.js"),
-        import("../engine/wait.js"),
-        import("./commands/fleet.js"),
-      ]);
-      // Bad input is refused once, before any target is reached.
-      await build(fleet.members[0]!.settings, run);
-      const ui = engineUi(s);
-      if (!s.json)
-        ui.line(
-          colors(s.color).dim(
-            `${flags.dryRun ? "dry run over" : flags.op + " on"} ${fleet.label} (${fleet.apply.mode === "rolling" ? `rolling, ${fleet.apply.batch} at a time` : "in parallel"})`,
-          ),
-        );
-      try {
-        const report = await runFleet(
-          {
-            op: flags.op,
-            run: run.journal?.runId ?? "",
-            apply: fleet.apply,
-            dryRun: flags.dryRun ?? false,
-            ui,
-            clock: realClock,
-            signal: abort.signal,
-            authorize: (o, scope) => run.authorize(o, scope),
-          },
-          fleet.members.map((m) => ({
-            member: m,
-            journal: run.journalFor(m.settings.targetText),
-            build: async (st) => build(st, run),
-          })),
-        );
-        io.out(s.json ? renderJson(report) : printFleetReport(report, s));
-      } catch (e) {
-        const report = (e as { report?: FleetReportLike }).report;
-        if (!s.json && report?.targets) io.out(printFleetReport(report as never, s));
-        throw e;
-      } finally {
-        process.off("SIGINT", onSigint);
-      }
-    },
+    (run) =>
+      untilSigint(async (signal) => {
+        const [{ runFleet }, { realClock }, { printFleetReport }] = await Promise.all([
+          import("../engine/fleet.js"),
+          import("../engine/wait.js"),
+          import("./commands/fleet.js"),
+        ]);
+        // Bad input is refused once, before any target is reached.
+        await build(fleet.members[0]!.settings, run);
+        const ui = engineUi(s);
+        if (!s.json)
+          ui.line(
+            colors(s.color).dim(
+              `${flags.dryRun ? "dry run over" : flags.op + " on"} ${fleet.label} (${fleet.apply.mode === "rolling" ? `rolling, ${fleet.apply.batch} at a time` : "in parallel"})`,
+            ),
+          );
+        try {
+          const report = await runFleet(
+            {
+              op: flags.op,
+              run: run.journal?.runId ?? "",
+              apply: fleet.apply,
+              dryRun: flags.dryRun ?? false,
+              ui,
+              clock: realClock,
+              signal,
+              authorize: (o, scope) => run.authorize(o, scope),
+            },
+            fleet.members.map((m) => ({
+              member: m,
+              journal: run.journalFor(m.settings.targetText),
+              build: async (st) => build(st, run),
+            })),
+          );
+          io.out(s.json ? renderJson(report) : printFleetReport(report, s));
+        } catch (e) {
+          const report = (e as { report?: FleetReportLike }).report;
+          if (!s.json && report?.targets) io.out(printFleetReport(report as never, s));
+          throw e;
+        }
+      }),
     s,
   );
+}
+
+/**
+ * Run `fn` with a signal Ctrl-C aborts: a wait or a ramp stops where it is. A second Ctrl-C is
+ * the default SIGINT (the handler is gone after the first).
+ */
+async function untilSigint<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const onSigint = () => {
+    process.off("SIGINT", onSigint);
+    abort.abort();
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    return await fn(abort.signal);
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
 }
 
 interface FleetReportLike {
