@@ -533,9 +533,16 @@ export function setMaxconnGlobal(n: number): RuntimeCommand {
   return build("setMaxconnGlobal", [validateMaxconn(n)]);
 }
 
-/** `show sess`: every stream, with client, frontend, backend, server and age. */
-export function showSess(): RuntimeCommand {
-  return build("showSess");
+/**
+ * `show sess`: every stream, with client, frontend, backend, server and age; `show sess <id>`:
+ * one stream in full (its byte counts), by the pointer `show sess` prints. Never `all`, which
+ * management.txt warns is "highly CPU intensive".
+ */
+export function showSess(id?: string): RuntimeCommand {
+  if (id === undefined) return build("showSess");
+  if (!/^0x[0-9a-f]{1,16}$/.test(id))
+    throw new ValidationError(`${JSON.stringify(id)} is not a stream id (0x and hex digits)`);
+  return build("showSess", [id]);
 }
 
 /** `show errors`: the last invalid request and response captured per proxy. */
