@@ -137,6 +137,8 @@ const RAW: readonly RawEntry[] = [
     why: "names a stream by its id, not the server or frontend it belongs to",
   }),
   known("shutdownSessionsServer", server),
+  known("addServer", server),
+  known("delServer", server),
   change("shutdown frontend", "admin", frontend),
   known("abortSslCert", { kind: "certs", at: 0 }),
 ];
