@@ -545,9 +545,17 @@ export function showSess(id?: string): RuntimeCommand {
   return build("showSess", [id]);
 }
 
-/** `show errors`: the last invalid request and response captured per proxy. */
-export function showErrors(): RuntimeCommand {
-  return build("showErrors");
+/**
+ * `show errors [<proxy>] [request|response]`: the last invalid request and response captured
+ * per proxy; with a proxy, those it kept and those where it was the other side.
+ */
+export function showErrors(proxy?: string, which?: "request" | "response"): RuntimeCommand {
+  if (proxy === undefined && which === undefined) return build("showErrors");
+  // HAProxy reads `-1` as every proxy (management.txt 9.3, show errors).
+  return build("showErrors", [
+    proxy === undefined ? "-1" : validateName("proxy name", proxy),
+    ...(which === undefined ? [] : [which]),
+  ]);
 }
 
 /** `show servers conn [<backend>]`: idle and used connections per server. */
