@@ -8,8 +8,8 @@ import {
 } from "../commands/builders.js";
 import { validateName } from "../commands/validate.js";
 import type { Settings } from "../config/settings.js";
-import { UsageError } from "../errors.js";
-import { parseInfo } from "../parse/info.js";
+import { HaproxyError, UsageError } from "../errors.js";
+import { parseInfo, parseVersion, type HaproxyVersion } from "../parse/info.js";
 import { parseSslCertDetail, parseSslCertList, type SslCertDetail } from "../parse/ssl-cert.js";
 import { parseServersState } from "../parse/servers-state.js";
 import { StatParser, toStatEntry, type StatEntry } from "../parse/stat.js";
@@ -280,4 +280,93 @@ export async function runMapGet(
     const { found, value: mapped, pattern } = parseLookup((await session.run(cmd)).join(" "));
     return { ref, value, found, mapped, pattern };
   });
+}
+
+/** A frontend's connections and limit, from its `show stat` FRONTEND row. */
+export interface FrontendView {
+  readonly name: string;
+  /** Current connections (`scur`). */
+  readonly scur: number;
+  /** Its maxconn (`slim`); 0 when set to 0, which accepts no new connection (measured). */
+  readonly slim: number | undefined;
+  readonly status: string;
+}
+
+export interface FrontendLimits {
+  /** The named frontend, or every frontend when the name matched none (for the suggestion). */
+  readonly frontends: readonly FrontendView[];
+  /** The name matched no frontend but a backend (`show stat` has its BACKEND row). */
+  readonly isBackend: boolean;
+  readonly version: HaproxyVersion | undefined;
+}
+
+function frontendView(e: StatEntry): FrontendView {
+  const slim = e.row["slim"];
+  return {
+    name: e.proxy,
+    scur: e.scur,
+    slim: slim === undefined || !/^\d+$/.test(slim) ? undefined : Number(slim),
+    status: e.status,
+  };
+}
+
+/**
+ * A frontend's `show stat` row and the running version (set maxconn frontend deadlocks before
+ * 3.1 on a full frontend). `show stat <name> -1 -1` answers "No such proxy." for an unknown name
+ * and no FRONTEND row for a backend; then every frontend is read, for the suggestion.
+ */
+export async function readFrontendLimits(
+  session: RuntimeSession,
+  name: string,
+): Promise<FrontendLimits> {
+  let isBackend = false;
+  const frontends = async (proxy?: string) => {
+    const found: FrontendView[] = [];
+    const parser = new StatParser((row) => {
+      const e = toStatEntry(row);
+      if (e.kind === "frontend") found.push(frontendView(e));
+      else if (e.kind === "backend" && e.proxy === name) isBackend = true;
+    });
+    await session.stream(showStat(proxy), (l) => parser.line(l));
+    return found;
+  };
+  const [info, named] = await Promise.all([
+    session.run(showInfo()),
+    frontends(name).catch((e: unknown) => {
+      if (e instanceof HaproxyError && /^No such proxy/.test(e.haproxyMessage))
+        return [] as FrontendView[];
+      throw e;
+    }),
+  ]);
+  const version = parseVersion(parseInfo(info));
+  const hit = named.filter((f) => f.name === name);
+  if (hit.length > 0) return { frontends: hit, isBackend: false, version };
+  return { frontends: await frontends(), isBackend, version };
+}
+
+/** The process-wide connection limit as `show info` reports it. */
+export interface GlobalLimits {
+  /** `Maxconn`: the limit in effect. */
+  readonly maxconn: number | undefined;
+  /**
+   * `Hard_maxconn`: the maxconn the process started with (the global maxconn, or what ulimit -n
+   * allowed). `set maxconn global` above it answers "Value out of range." and 0 restores it.
+   */
+  readonly hardMaxconn: number | undefined;
+  readonly currConns: number | undefined;
+  readonly version: HaproxyVersion | undefined;
+}
+
+export async function readGlobalLimits(session: RuntimeSession): Promise<GlobalLimits> {
+  const info = parseInfo(await session.run(showInfo()));
+  const num = (key: string) => {
+    const v = info[key];
+    return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+  };
+  return {
+    maxconn: num("Maxconn"),
+    hardMaxconn: num("Hard_maxconn"),
+    currConns: num("CurrConns"),
+    version: parseVersion(info),
+  };
 }
