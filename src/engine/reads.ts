@@ -177,17 +177,20 @@ export interface LiveNames {
 
 /** Backend, server and table names over one short connection, lowered to `user`. */
 export async function readNames(settings: Settings): Promise<LiveNames> {
-  return withSession(settings, "hapops shell (completion)", async (session) => {
-    const [, [state, backends, tables]] = await Promise.all([
-      session.lowerTo("user"),
-      session.pipeline([showServersState(), showBackend(), showTables()]),
-    ]);
-    return {
-      servers: parseServersState(state!).map((s) => `${s.backend}/${s.server}`),
-      backends: backends!.filter((l) => !l.startsWith("#")),
-      tables: parseTableList(tables!).map((t) => t.name),
-    };
-  });
+  return withSession(settings, "hapops shell (completion)", readNamesOn);
+}
+
+/** The same read on a session the caller opened (shell completion bounds it in time). */
+export async function readNamesOn(session: RuntimeSession): Promise<LiveNames> {
+  const [, [state, backends, tables]] = await Promise.all([
+    session.lowerTo("user"),
+    session.pipeline([showServersState(), showBackend(), showTables()]),
+  ]);
+  return {
+    servers: parseServersState(state!).map((s) => `${s.backend}/${s.server}`),
+    backends: backends!.filter((l) => !l.startsWith("#")),
+    tables: parseTableList(tables!).map((t) => t.name),
+  };
 }
 
 export interface TableShowRequest {
