@@ -24,6 +24,17 @@ import { parseMapList, type MapEntry, type MapInfo } from "../parse/map.js";
 import type { TableEntry, TableInfo } from "../parse/table.js";
 import type { RuntimeSession } from "../runtime/session.js";
 import { fetchServers, rethrowUnknownBackend, type ServerView } from "./state.js";
+import { showErrors, showSess } from "../commands/builders.js";
+import { parseErrors, type ErrorsAnswer } from "../parse/errors.js";
+import { parseSessDetail, SessParser, type SessStream } from "../parse/sess.js";
+import { selectServers, type Selector } from "../ops/selector.js";
+import {
+  CLI_FRONTEND,
+  isNoSuchProxy,
+  OldestStreams,
+  parseSessionSelector,
+  streamMatches,
+} from "../ops/sessions.js";
 
 /**
  * The read-only commands' reads: one session each, lowered to the least level the read needs,
@@ -372,4 +383,145 @@ export async function readGlobalLimits(session: RuntimeSession): Promise<GlobalL
     currConns: num("CurrConns"),
     version: parseVersion(info),
   };
+}
+
+export interface SessionsRequest {
+  /** a server selector (backend/server, backend/*, ...) or a backend; undefined: every stream. */
+  readonly selector?: string | undefined;
+  /** At most this many sessions are listed (the oldest), whatever the number that matched. */
+  readonly limit: number;
+  /** Read each listed session's byte counts (`show sess <id>`, one per session). */
+  readonly bytes: boolean;
+}
+
+/** A stream as `hapops sessions` lists it. */
+export interface SessionView extends SessStream {
+  /** Bytes from the client so far; undefined when not read or the stream had ended. */
+  readonly bytesIn: number | undefined;
+  /** Bytes to the client so far. */
+  readonly bytesOut: number | undefined;
+}
+
+export interface SessionsResult {
+  readonly selector: string | null;
+  /** The oldest `limit` of the matching sessions, oldest first. */
+  readonly sessions: SessionView[];
+  /** How many sessions matched (listed or not). */
+  readonly matched: number;
+  /** Connections to the stats socket itself (hapops' own included), never listed. */
+  readonly cli: number;
+}
+
+/** The most sessions one run lists; `show sess <id>` for each is a scan of every stream. */
+export const MAX_SESSIONS_LISTED = 1000;
+
+/** The request's selector, parsed; bad input is exit 2 before anything is sent. */
+export function checkSessionsRequest(req: SessionsRequest): Selector | undefined {
+  if (!Number.isInteger(req.limit) || req.limit < 1 || req.limit > MAX_SESSIONS_LISTED)
+    throw new UsageError(
+      `--limit must be a whole number from 1 to ${MAX_SESSIONS_LISTED}, not ${req.limit}`,
+    );
+  return req.selector === undefined ? undefined : parseSessionSelector(req.selector);
+}
+
+/**
+ * Check that a selector's backend and server exist (a typo is exit 2 with the closest names,
+ * not an empty list), reading `show servers state` at the session's level.
+ */
+async function checkSessionSelector(session: RuntimeSession, sel: Selector): Promise<void> {
+  if (sel.kind !== "name" || (sel.backend === undefined && sel.server === undefined)) return;
+  let state: string[];
+  try {
+    state = await session.run(showServersState(sel.backend));
+  } catch (e) {
+    if (sel.backend === undefined) throw e;
+    return rethrowUnknownBackend(session, sel.backend, e);
+  }
+  if (sel.server === undefined) return;
+  selectServers(
+    sel,
+    parseServersState(state).map((s) => ({
+      backend: s.backend,
+      server: s.server,
+      address: s.address,
+      port: s.port,
+    })),
+  );
+}
+
+/**
+ * `hapops sessions`: `show sess` (operator level) read line by line, filtered as it comes, the
+ * oldest `limit` kept; then, for those, `show sess <id>` for the bytes each moved. A stream that
+ * ended in between, or whose id now names another stream, gets no byte counts.
+ */
+export async function runSessions(
+  settings: Settings,
+  req: SessionsRequest,
+): Promise<SessionsResult> {
+  const sel = checkSessionsRequest(req);
+  return withSession(settings, "hapops sessions", async (session) => {
+    await session.lowerTo("operator");
+    if (sel) await checkSessionSelector(session, sel);
+    const oldest = new OldestStreams(req.limit);
+    let cli = 0;
+    const parser = new SessParser((s) => {
+      if (s.frontend === CLI_FRONTEND) cli++;
+      if (streamMatches(sel, s)) oldest.push(s);
+    });
+    await session.stream(showSess(), (l) => parser.line(l));
+    const kept = oldest.result();
+    const details =
+      req.bytes && kept.length > 0
+        ? await session.pipeline(kept.map((s) => showSess(s.id)))
+        : kept.map(() => []);
+    const sessions = kept.map((s, i): SessionView => {
+      const d = parseSessDetail(details[i] ?? []);
+      const same =
+        d !== undefined &&
+        d.id === s.id &&
+        (s.client === undefined ||
+          s.client.address === "unix" ||
+          d.source === undefined ||
+          d.source === `${s.client.address}:${s.client.port}`);
+      return {
+        ...s,
+        bytesIn: same ? d.bytesIn : undefined,
+        bytesOut: same ? d.bytesOut : undefined,
+      };
+    });
+    return { selector: sel?.text ?? null, sessions, matched: oldest.count, cli };
+  });
+}
+
+export interface ErrorsRequest {
+  /** Only errors a proxy kept, or where it was the other side; undefined: every proxy. */
+  readonly proxy?: string | undefined;
+  readonly which?: "request" | "response" | undefined;
+}
+
+/**
+ * `hapops errors`: `show errors` (operator level), parsed. A proxy HAProxy does not know is exit
+ * 2 with the closest names (frontends and backends, from `show stat`).
+ */
+export async function runErrors(settings: Settings, req: ErrorsRequest): Promise<ErrorsAnswer> {
+  const cmd = showErrors(req.proxy, req.which);
+  return withSession(settings, "hapops errors", async (session) => {
+    await session.lowerTo("operator");
+    try {
+      return parseErrors(await session.run(cmd));
+    } catch (e) {
+      if (!isNoSuchProxy(e)) throw e;
+      const names = new Set<string>();
+      const stat = new StatParser((row) => {
+        if (row["pxname"]) names.add(row["pxname"]);
+      });
+      await session.stream(showStat(), (l) => stat.line(l));
+      throw new UsageError(
+        `no proxy named ${req.proxy}; ${suggestion(req.proxy ?? "", [...names])}`,
+        {
+          proxy: req.proxy,
+        },
+      );
+    }
+  });
 }
