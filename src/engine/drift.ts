@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { showMaps, showServersState, showSslCert, type MapKind } from "../commands/builders.js";
+import { showInfo, showMaps, showSslCert, type MapKind } from "../commands/builders.js";
 import type { Settings } from "../config/settings.js";
 import { parsePem } from "../certs/pem.js";
 import { certFacts, normaliseSerial } from "../certs/validate.js";
@@ -12,6 +12,7 @@ import {
   compareCerts,
   compareMaps,
   compareServers,
+  configChangedSince,
   type CertDisk,
   type CertRuntime,
   type DriftReport,
@@ -20,10 +21,13 @@ import {
 import { readEntries } from "../ops/map.js";
 import { backendStatePath } from "../parse/haproxy-cfg.js";
 import { parseMapList } from "../parse/map.js";
-import { parseServersState, type ServerState } from "../parse/servers-state.js";
+import { parseInfo } from "../parse/info.js";
+import type { ServerState } from "../parse/servers-state.js";
+import type { StatRow } from "../parse/stat.js";
 import { parseSslCertDetail, parseSslCertList } from "../parse/ssl-cert.js";
 import type { StateFileRead } from "../parse/state-file.js";
 import { withSession } from "./connect.js";
+import { fetchServers } from "./state.js";
 
 /**
  * `hapops drift`'s reads: HAProxy's memory over one session, each read at the least level it
@@ -34,6 +38,9 @@ import { withSession } from "./connect.js";
 
 interface RuntimeFacts {
   readonly servers: ServerState[];
+  readonly stats: ReadonlyMap<string, StatRow>;
+  /** When the process HAProxy answers from started (`show info` Start_time_sec). */
+  readonly startSec: number | undefined;
   readonly certs: CertRuntime[];
   readonly maps: MapRuntime[];
   readonly notes: string[];
@@ -76,9 +83,41 @@ async function readRuntime(settings: Settings): Promise<RuntimeFacts> {
       notes.push(`certificates not compared: ${e.message}`);
     }
     await session.lowerTo("user");
-    const servers = parseServersState(await session.run(showServersState()));
-    return { servers, certs, maps, notes };
+    const [views, info] = await Promise.all([
+      fetchServers(session),
+      session.run(showInfo()).then(parseInfo),
+    ]);
+    const stats = new Map<string, StatRow>();
+    for (const v of views) if (v.stat) stats.set(`${v.backend}/${v.server}`, v.stat.row);
+    const start = Number(info["Start_time_sec"]);
+    return {
+      servers: views,
+      stats,
+      startSec: Number.isInteger(start) && start > 0 ? start : undefined,
+      certs,
+      maps,
+      notes,
+    };
   });
+}
+
+/**
+ * The newest modification time among configuration files (a directory counts with every file
+ * in it, as HAProxy loads a directory's files), or undefined when one cannot be read.
+ */
+export function newestMtimeMs(paths: readonly string[]): number | undefined {
+  let newest = 0;
+  try {
+    for (const p of paths) {
+      const st = statSync(p);
+      newest = Math.max(newest, st.mtimeMs);
+      if (st.isDirectory())
+        for (const f of readdirSync(p)) newest = Math.max(newest, statSync(join(p, f)).mtimeMs);
+    }
+  } catch {
+    return undefined;
+  }
+  return newest;
 }
 
 /** The leaf certificate in a file, read as HAProxy would at a reload (links followed). */
@@ -152,6 +191,8 @@ export async function runDrift(settings: Settings): Promise<DriftReport> {
       configPath: cfg.path,
       configError: cfg.error,
       stateFiles,
+      configChanged: configChangedSince(newestMtimeMs([cfg.path]), runtime.startSec),
+      stats: runtime.stats,
     }),
     certs: compareCerts(runtime.certs, certDisk),
     maps: compareMaps(runtime.maps, mapDisk),

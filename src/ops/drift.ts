@@ -1,8 +1,10 @@
-import type { MapKind } from "../commands/builders.js";
+import { isIP } from "node:net";
+import type { MapKind, ServerKeyword } from "../commands/builders.js";
 import { ValidationError } from "../errors.js";
 import { backendStatePath, type ServerConfig } from "../parse/haproxy-cfg.js";
 import type { MapEntry } from "../parse/map.js";
 import type { Admin, ServerState } from "../parse/servers-state.js";
+import type { StatRow } from "../parse/stat.js";
 import type { StateFileRead, StateRow } from "../parse/state-file.js";
 import { diffMaps, parseMapText } from "./map.js";
 
@@ -132,6 +134,107 @@ function reloadChange(from: ServerSide, to: ServerSide): string {
   return parts.join("; ");
 }
 
+// ---- servers only in HAProxy's memory (added with `add server`) ----------------------------
+
+/** `srv_check_state` / `srv_agent_state` bits (CHK_ST_* in include/haproxy/check-t.h). */
+const CHK_ST_CONFIGURED = 0x02;
+const CHK_ST_ENABLED = 0x04;
+
+/**
+ * A server HAProxy has that the configuration a reload loads does not: what can be read back of
+ * it, to add it again after the reload (`add server`), and what cannot.
+ */
+export interface RuntimeOnlyServer {
+  readonly backend: string;
+  readonly server: string;
+  readonly address: string;
+  readonly port: number | undefined;
+  /** Set on it at runtime (FMAINT, FDRAIN); a dynamic server starts in MAINT. */
+  readonly admin: Admin;
+  /** In effect (`srv_uweight`); `initialWeight` is the one it was added with. */
+  readonly weight: number;
+  readonly initialWeight: number;
+  /** The `add server` keywords that give it back what HAProxy shows of it. */
+  readonly keywords: readonly ServerKeyword[];
+  /** Its health check is enabled (`enable health` after adding: a dynamic one starts off). */
+  readonly health: boolean;
+  /** What it has that hapops cannot read back, so cannot add again as it is. */
+  readonly lost: readonly string[];
+}
+
+/**
+ * What HAProxy shows of a server at runtime, as `add server` keywords (pure): from `show servers
+ * state` the address, port, weights, admin state, whether it has a health check (CONFIGURED,
+ * ENABLED) and its check port and address, SSL and an agent; from its `show stat` row (when
+ * given) maxconn (slim), maxqueue (qlimit), backup (bck), track (tracked) and the check's rise
+ * and fall. Measured on 2.6 to 3.4 with `add server ... check weight 30 maxconn 20 rise 2 fall 3`
+ * then `enable health`: srv_check_state 6, slim 20, check_rise 2, check_fall 3. SSL (its verify,
+ * ca-file, sni... are not shown anywhere), an agent check (agent-inter, agent-send are not shown)
+ * and an address that is a name cannot be given back: those are `lost`.
+ */
+export function runtimeOnlyServer(s: ServerState, stat?: StatRow): RuntimeOnlyServer {
+  const f = s.fields;
+  const int = (v: string | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : 0);
+  const checkState = int(f["srv_check_state"]);
+  const agentState = int(f["srv_agent_state"]);
+  const check = (checkState & CHK_ST_CONFIGURED) !== 0;
+  const keywords: ServerKeyword[] = [["weight", String(s.initialWeight)]];
+  if (stat?.["bck"] === "1") keywords.push(["backup"]);
+  if (int(stat?.["slim"]) > 0) keywords.push(["maxconn", String(int(stat?.["slim"]))]);
+  if (int(stat?.["qlimit"]) > 0) keywords.push(["maxqueue", String(int(stat?.["qlimit"]))]);
+  const tracked = stat?.["tracked"];
+  if (tracked && /^[\w.:-]+\/[\w.:-]+$/.test(tracked)) keywords.push(["track", tracked]);
+  if (check) {
+    keywords.push(["check"]);
+    if (int(stat?.["check_rise"]) > 0) keywords.push(["rise", String(int(stat?.["check_rise"]))]);
+    if (int(stat?.["check_fall"]) > 0) keywords.push(["fall", String(int(stat?.["check_fall"]))]);
+    if (int(f["srv_check_port"]) > 0) keywords.push(["port", String(int(f["srv_check_port"]))]);
+    const addr = f["srv_check_addr"];
+    if (addr !== undefined && isIP(addr) !== 0) keywords.push(["addr", addr]);
+  }
+  const lost: string[] = [];
+  if (f["srv_use_ssl"] === "1")
+    lost.push("ssl (its verify, ca-file, sni and other TLS settings are not shown at runtime)");
+  if ((agentState & CHK_ST_CONFIGURED) !== 0)
+    lost.push("an agent check (agent-inter and agent-send are not shown at runtime)");
+  if (isIP(s.address) === 0 || s.fqdn !== undefined)
+    lost.push(`its address ${s.fqdn ?? s.address} (a name: hapops adds servers by IP address)`);
+  return {
+    backend: s.backend,
+    server: s.server,
+    address: s.address,
+    port: s.port,
+    admin: ownAdmin(s.adminBits),
+    weight: s.weight,
+    initialWeight: s.initialWeight,
+    keywords,
+    health: check && (checkState & CHK_ST_ENABLED) !== 0,
+    lost,
+  };
+}
+
+/** `127.0.0.1:8080 weight 30 check rise 2 fall 3`: the address and keywords, as `add server` takes them. */
+export function runtimeOnlyWords(r: RuntimeOnlyServer): string {
+  const host = r.address.includes(":") ? `[${r.address}]` : r.address;
+  return [
+    r.port === undefined ? host : `${host}:${r.port}`,
+    ...r.keywords.map(([k, v]) => (v === undefined ? k : `${k} ${v}`)),
+  ].join(" ");
+}
+
+/**
+ * Whether the configuration changed since HAProxy loaded it, to the second: when it did not, a
+ * server it lacks was certainly added at runtime; when it did (or hapops cannot tell), the
+ * server may as well have been removed from it on purpose.
+ */
+export function configChangedSince(
+  newestMtimeMs: number | undefined,
+  startSec: number | undefined,
+): boolean {
+  if (newestMtimeMs === undefined || startSec === undefined) return true;
+  return Math.floor(newestMtimeMs / 1000) > startSec;
+}
+
 export interface ServerInputs {
   readonly runtime: readonly ServerState[];
   /** haproxy.cfg as parsed; undefined when it could not be read (`configError` says why). */
@@ -140,6 +243,13 @@ export interface ServerInputs {
   readonly configError?: string | undefined;
   /** The state files the configuration points backends at, as read. */
   readonly stateFiles: ReadonlyMap<string, StateFileRead>;
+  /**
+   * The configuration changed since HAProxy loaded it (configChangedSince): a server it lacks
+   * may have been removed from it on purpose. Undefined counts as changed.
+   */
+  readonly configChanged?: boolean | undefined;
+  /** Servers' `show stat` rows by `backend/server`, for what a runtime-only one has. */
+  readonly stats?: ReadonlyMap<string, StatRow> | undefined;
 }
 
 export interface Compared {
@@ -189,14 +299,36 @@ export function compareServers(input: ServerInputs): Compared {
     }
     const configured = backend.servers.find((x) => x.name === s.server);
     if (!configured) {
+      const only = runtimeOnlyServer(s, input.stats?.get(name));
+      const certain = input.configChanged === false;
+      const keep =
+        only.lost.length > 0
+          ? `add it to ${input.configPath} (hapops reload cannot add it again as it is: ${only.lost.join("; ")})`
+          : certain
+            ? `add it to ${input.configPath} or run hapops reload, which re-adds it`
+            : `if it was added at runtime, add it to ${input.configPath}, or run hapops reload --force, which re-adds it`;
       objects.push({
         kind: "server",
         object: name,
         status: "drift",
         runtime: side(runtime),
         disk: `not in ${input.configPath}`,
-        reload: "remove it (added at runtime, or removed from the config)",
-        details: { runtime: runtimeJson, config: null, stateFile: null, afterReload: null },
+        reload: certain
+          ? `drop it: it exists only at runtime (added with add server); ${keep}`
+          : `drop it: added with add server, or removed from ${input.configPath} since HAProxy loaded it (the file changed since); ${keep}`,
+        details: {
+          runtime: runtimeJson,
+          config: null,
+          stateFile: null,
+          afterReload: null,
+          runtimeOnly: {
+            addedAtRuntime: certain ? true : null,
+            address: only.address,
+            port: only.port ?? null,
+            keywords: only.keywords.map(([k, v]) => (v === undefined ? k : `${k} ${v}`)),
+            lost: only.lost,
+          },
+        },
       });
       continue;
     }

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   afterReload,
@@ -5,14 +7,19 @@ import {
   compareCerts,
   compareMaps,
   compareServers,
+  configChangedSince,
   ownAdmin,
+  runtimeOnlyServer,
+  runtimeOnlyWords,
   type CertDisk,
   type Compared,
   type ServerInputs,
 } from "../../src/ops/drift.js";
 import { parseServerConfig } from "../../src/parse/haproxy-cfg.js";
 import { parseServersState } from "../../src/parse/servers-state.js";
+import { parseStat } from "../../src/parse/stat.js";
 import { parseStateFile, type StateFileRead } from "../../src/parse/state-file.js";
+import { toLines } from "./fixtures.js";
 
 const HEADER =
   "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port";
@@ -248,10 +255,51 @@ describe("compareServers", () => {
       [
         "be_app/app9",
         "READY, weight 1",
-        "remove it (added at runtime, or removed from the config)",
+        "drop it: added with add server, or removed from /etc/haproxy/haproxy.cfg since HAProxy loaded it (the file changed since); if it was added at runtime, add it to /etc/haproxy/haproxy.cfg, or run hapops reload --force, which re-adds it",
       ],
       ["be_app/app3", "absent", "add it"],
     ]);
+  });
+
+  it("a server HAProxy has and an unchanged config lacks exists only at runtime: hapops reload re-adds it", () => {
+    const input: ServerInputs = {
+      runtime: runtime(...CLEAN, ["be_app", "app9", 1, 30, 30]),
+      config: parseServerConfig(CFG),
+      configPath: "/etc/haproxy/haproxy.cfg",
+      stateFiles: new Map([[STATE, { path: STATE, exists: false }]]),
+      configChanged: false,
+    };
+    const r = compareServers(input);
+    expect(r.objects).toHaveLength(1);
+    expect(r.objects[0]).toMatchObject({
+      object: "be_app/app9",
+      status: "drift",
+      runtime: "MAINT, weight 30",
+      disk: "not in /etc/haproxy/haproxy.cfg",
+      reload:
+        "drop it: it exists only at runtime (added with add server); add it to /etc/haproxy/haproxy.cfg or run hapops reload, which re-adds it",
+    });
+    expect(r.objects[0]?.details["runtimeOnly"]).toEqual({
+      addedAtRuntime: true,
+      address: "127.0.0.1",
+      port: 8080,
+      keywords: ["weight 30", "check"],
+      lost: [],
+    });
+  });
+
+  it("says when hapops reload cannot add a runtime-only server again as it was (ssl)", () => {
+    const ssl = `3 be_app 9 app9 127.0.0.1 2 0 5 5 10 15 3 4 0 0 0 0 - 8443 - 1 0 - - 0`;
+    const r = compareServers({
+      runtime: [...runtime(...CLEAN), ...parseServersState(["1", HEADER, ssl])],
+      config: parseServerConfig(CFG),
+      configPath: "/etc/haproxy/haproxy.cfg",
+      stateFiles: new Map([[STATE, { path: STATE, exists: false }]]),
+      configChanged: false,
+    });
+    expect(r.objects[0]?.reload).toBe(
+      "drop it: it exists only at runtime (added with add server); add it to /etc/haproxy/haproxy.cfg (hapops reload cannot add it again as it is: ssl (its verify, ca-file, sni and other TLS settings are not shown at runtime))",
+    );
   });
 
   it("compares a backend the config does not have with what HAProxy loaded, and says so", () => {
@@ -416,5 +464,69 @@ describe("buildDriftReport", () => {
     const r = buildDriftReport("t", parts(servers(withRow(["be_app", "app1", 8, 100, 100]))));
     expect(r).toMatchObject({ target: "t", drift: true, notes: ["n"] });
     expect(Object.keys(r)).toEqual(["target", "drift", "objects", "checked", "notes", "sources"]);
+  });
+});
+
+describe("servers only in HAProxy's memory (added with add server)", () => {
+  const VERSIONS = ["2.6", "2.8", "3.0", "3.2", "3.4"] as const;
+  const capture = (v: string, name: string) =>
+    toLines(
+      readFileSync(join(import.meta.dirname, "..", "fixtures", `haproxy-${v}`, name), "utf8"),
+    );
+
+  /**
+   * Captured by scripts/capture-session-fixtures.mjs after `add server be_app/app9 <addr> check
+   * weight 30 maxconn 20 rise 2 fall 3` + `enable health`, `add server be_app/app10 <addr> ssl
+   * verify none weight 5` and `add server be_app/app11 <addr> agent-check agent-port <port>
+   * agent-inter 1s`.
+   */
+  it.each(VERSIONS)("%s: reads back what add server was given, and what it cannot", (v) => {
+    const state = parseServersState(capture(v, "show-servers-state-dynamic.txt"));
+    const stats = new Map(
+      parseStat(capture(v, "show-stat-dynamic.csv"))
+        .filter((r) => r["svname"] !== "FRONTEND" && r["svname"] !== "BACKEND")
+        .map((r) => [`${r["pxname"]}/${r["svname"]}`, r] as const),
+    );
+    const get = (name: string) => {
+      const s = state.find((x) => x.server === name)!;
+      return runtimeOnlyServer(s, stats.get(`be_app/${name}`));
+    };
+    const app9 = get("app9");
+    expect(app9).toMatchObject({
+      backend: "be_app",
+      server: "app9",
+      address: "127.0.0.1",
+      admin: "MAINT",
+      weight: 30,
+      initialWeight: 30,
+      health: true,
+      lost: [],
+    });
+    expect(app9.keywords).toEqual([
+      ["weight", "30"],
+      ["maxconn", "20"],
+      ["check"],
+      ["rise", "2"],
+      ["fall", "3"],
+    ]);
+    expect(runtimeOnlyWords(app9)).toBe(
+      `127.0.0.1:${app9.port} weight 30 maxconn 20 check rise 2 fall 3`,
+    );
+    expect(get("app10").lost).toEqual([
+      "ssl (its verify, ca-file, sni and other TLS settings are not shown at runtime)",
+    ]);
+    expect(get("app10").keywords).toEqual([["weight", "5"]]);
+    expect(get("app11").lost).toEqual([
+      "an agent check (agent-inter and agent-send are not shown at runtime)",
+    ]);
+    expect(get("app11").health).toBe(false);
+  });
+
+  it("knows the configuration unchanged only when it is older than the process, to the second", () => {
+    expect(configChangedSince(1_000_000_500, 1_000_000)).toBe(false);
+    expect(configChangedSince(1_000_000_999, 1_000_000)).toBe(false);
+    expect(configChangedSince(1_000_001_000, 1_000_000)).toBe(true);
+    expect(configChangedSince(undefined, 1_000_000)).toBe(true);
+    expect(configChangedSince(1_000_000_500, undefined)).toBe(true);
   });
 });
