@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { showInfo, showServersState, showStat } from "../../src/commands/builders.js";
 import { startLab, type Lab } from "../../src/sandbox/lab.js";
 import { parseInfo } from "../../src/parse/info.js";
@@ -117,6 +117,7 @@ describe.each(versions)("HAProxy $version", ({ bin }) => {
     agent = await startAgent();
     lab = await startLab({
       dir,
+      tcpSocket: true,
       ...(bin ? { haproxyBin: bin } : {}),
       backends: [
         {
@@ -385,6 +386,67 @@ describe.each(versions)("HAProxy $version", ({ bin }) => {
     expect(zero.stdout).toMatch(/\(0: back to the maxconn HAProxy started with, \d+\)/);
     expect((await info())["Maxconn"]).toBe(String(hard));
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "a policy scopes maxconn and health to servers, and keeps maxconn frontend|global to whom it names",
+    async () => {
+      // Policy binds non-root users: run as nobody (group nogroup), over the lab's TCP socket.
+      const pdir = mkdtempSync(join(inject("runDir"), "checks-policy-"));
+      chmodSync(pdir, 0o755);
+      const auditDir = join(pdir, "audit");
+      mkdirSync(auditDir);
+      chownSync(auditDir, 65534, 65534);
+      const config = (rule: string) => {
+        const path = join(pdir, `hapops-${Math.random().toString(36).slice(2)}.yaml`);
+        writeFileSync(
+          path,
+          [
+            `socket: ${lab.sockets.tcp}`,
+            "audit:",
+            `  path: ${join(auditDir, "audit.jsonl")}`,
+            "policy:",
+            "  groups:",
+            `    nogroup: ${rule}`,
+            "",
+          ].join("\n"),
+          { mode: 0o644 },
+        );
+        return path;
+      };
+      const asNobody = (cfg: string, args: string[]) =>
+        hapops([...args, "--json"], { env: { HAPOPS_CONFIG: cfg }, uid: 65534, gid: 65534 });
+      const scoped = config(
+        '{ allow: [read, maxconn, "maxconn frontend", "maxconn global", "health disable"], scope: { servers: ["be_app/*"] } }',
+      );
+      const before = await snapshot(lab);
+      for (const [args, why] of [
+        [["maxconn", "global", "100"], /changes the whole process/],
+        [["maxconn", "frontend", "fe_http", "100"], /changes a frontend, which no scope names/],
+        [["health", "disable", "be_agent/a1"], /only on be_app\/\*, not be_agent\/a1/],
+        [["health", "enable", "be_app/app1"], /does not allow health enable/],
+        [["maxconn", "*/*", "5", "-n"], /not be_agent\/a1/],
+      ] as const) {
+        const r = await asNobody(scoped, [...args]);
+        expect(r.code, `${args.join(" ")}: ${r.stdout}${r.stderr}`).toBe(3);
+        const report = json<{ sent: string[]; error: { code: string; message: string } }>(r);
+        expect(report.error.code).toBe("POLICY");
+        expect(report.error.message).toMatch(why);
+        expect(report.sent).toEqual([]);
+      }
+      expect(await snapshot(lab)).toBe(before);
+      const ok = await asNobody(scoped, ["maxconn", "be_app/app1", "5"]);
+      expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+      // Unscoped, "maxconn" does not include "maxconn global": each is its own operation.
+      const servers = config("[read, maxconn]");
+      const global = await asNobody(servers, ["maxconn", "global", "100"]);
+      expect(global.code).toBe(3);
+      expect(json<{ error: { message: string } }>(global).error.message).toMatch(
+        /group nogroup does not allow maxconn global/,
+      );
+      const admins = config('[read, "maxconn global"]');
+      expect((await asNobody(admins, ["maxconn", "global", "100", "-n"])).code).toBe(0);
+    },
+  );
 
   it.each([
     [["health", "off", "be_app/app1"], /say health enable or health disable/],
