@@ -12,10 +12,23 @@ export interface CommandSpec {
   readonly level: Level;
   readonly mutates: boolean;
   readonly usage: string;
+  /**
+   * Some answers end without the empty line that ends every answer (2.4 to 2.8, measured): the
+   * framer then takes the next prompt as the end (runtime/framer.ts, ResponseShape).
+   */
+  readonly unterminated?: true;
 }
 
-function spec(words: string, level: Level, mutates: boolean, usage: string): CommandSpec {
-  return { words, level, mutates, usage };
+function spec(
+  words: string,
+  level: Level,
+  mutates: boolean,
+  usage: string,
+  unterminated?: true,
+): CommandSpec {
+  return unterminated
+    ? { words, level, mutates, usage, unterminated }
+    : { words, level, mutates, usage };
 }
 
 export const GRAMMAR = {
@@ -113,13 +126,16 @@ export const GRAMMAR = {
   masterRoute: spec("@", "operator", false, "@<relative pid> <command> | @!<pid> <command>"),
   // A server's life (management.txt 9.3): dynamic servers (2.4+; 2.4 and 2.5 need
   // `experimental-mode on` in the session first), addresses, checks, sessions, limits.
+  // Before 3.0 some of their answers lack the empty line ("Server deleted.\n> "; measured on
+  // 2.4, 2.6 and 2.8): `unterminated`.
   addServer: spec(
     "add server",
     "admin",
     true,
     "add server <backend>/<server> <addr>[:<port>] [<keyword> [<value>]]*",
+    true,
   ),
-  delServer: spec("del server", "admin", true, "del server <backend>/<server>"),
+  delServer: spec("del server", "admin", true, "del server <backend>/<server>", true),
   experimentalMode: spec("experimental-mode", "admin", false, "experimental-mode on|off"),
   setServerAddr: spec(
     "set server",

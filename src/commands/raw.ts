@@ -24,6 +24,8 @@ interface RawEntry {
   readonly mutates: boolean;
   /** What a change touches; reads touch nothing. */
   readonly objects?: RawObjects;
+  /** Its answer may lack the empty line that ends it (grammar.ts CommandSpec). */
+  readonly unterminated?: true;
 }
 
 /**
@@ -37,6 +39,7 @@ function known(name: CommandName, objects?: RawObjects): RawEntry {
     level: spec.level,
     mutates: spec.mutates,
     ...(spec.mutates && objects ? { objects } : {}),
+    ...("unterminated" in spec && spec.unterminated ? { unterminated: true as const } : {}),
   };
 }
 
@@ -258,6 +261,7 @@ export function parseRaw(text: string): RawCommand {
     level: best.level,
     mutates: best.mutates,
     usage: best.words,
+    ...(best.unterminated ? { unterminated: true as const } : {}),
   };
   const args = tokens.slice(best.words.split(" ").length);
   return {

@@ -6,6 +6,14 @@ export interface ResponseShape {
   readonly promptBefore: boolean;
   /** The command had a payload: in prompt mode HAProxy echoes "+ " per payload line. */
   readonly payloadPrompts: boolean;
+  /**
+   * The answer may end without its empty line: before 3.0, `add server` and `del server` print
+   * some messages without their own newline ("Server deleted.", "Backend must use a dynamic
+   * load balancing..."), so in prompt mode the next prompt follows at once ("Server
+   * deleted.\n> "; measured on 2.4, 2.6 and 2.8). With promptBefore, a line that starts with
+   * "> ", or a lone "> " left at the end of what arrived, then ends the answer.
+   */
+  readonly unterminated?: boolean;
 }
 
 export interface FrameHandler {
@@ -28,6 +36,8 @@ export class ResponseFramer {
   private readonly decoder = new StringDecoder("utf8");
   private partial = "";
   private inResponse = false;
+  /** The shape of the answer being read. */
+  private current: ResponseShape | undefined;
   private bytes = 0;
 
   constructor(private readonly handler: FrameHandler) {}
@@ -58,10 +68,23 @@ export class ResponseFramer {
       start = nl + 1;
     }
     this.partial = start === 0 ? text : text.slice(start);
+    // The prompt of the next command: an answer without its empty line is over.
+    if (this.partial === "> " && this.unterminated()) this.finish();
+  }
+
+  private unterminated(): boolean {
+    return this.inResponse && this.current?.unterminated === true && this.current.promptBefore;
+  }
+
+  private finish(): void {
+    this.inResponse = false;
+    this.current = undefined;
+    this.handler.end();
   }
 
   private take(raw: string): void {
     let line = raw;
+    if (line.startsWith("> ") && this.unterminated()) this.finish();
     if (!this.inResponse) {
       const shape = this.handler.next();
       if (shape === undefined) {
@@ -71,10 +94,10 @@ export class ResponseFramer {
       if (shape.promptBefore && line.startsWith("> ")) line = line.slice(2);
       if (shape.payloadPrompts) while (line.startsWith("+ ")) line = line.slice(2);
       this.inResponse = true;
+      this.current = shape;
     }
     if (line.length === 0) {
-      this.inResponse = false;
-      this.handler.end();
+      this.finish();
       return;
     }
     this.handler.line(line);

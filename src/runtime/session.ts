@@ -284,6 +284,7 @@ export class RuntimeSession {
         command,
         promptBefore: this.promptOn && command.name !== "prompt",
         payloadPrompts: command.payload !== undefined,
+        unterminated: command.spec.unterminated === true,
         onLine,
         resolve,
         reject,
