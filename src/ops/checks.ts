@@ -341,11 +341,7 @@ export function checkOperation(change: CheckChange): Operation<readonly CheckFac
         guards: [],
         describe: [
           ...describeCheckPlan(cp, change.paint),
-          ...(change.dryRun &&
-          !cp.enable &&
-          change.saveState &&
-          "path" in change.saveState &&
-          commands.length > 0
+          ...(change.dryRun && change.saveState && "path" in change.saveState && commands.length > 0
             ? [`then: save the server state to ${change.saveState.path} (servers.saveState)`]
             : []),
         ],
@@ -386,7 +382,9 @@ export function checkOperation(change: CheckChange): Operation<readonly CheckFac
       const one =
         checked.length === 1 ? after.find((f) => name(f) === name(checked[0]!)) : undefined;
       const shown = one
-        ? ` (show stat: ${one.status ?? "-"}${cp.check === "health" ? (one.checkStatus ? `, check ${one.checkStatus}` : "") : one.agentStatus ? `, agent ${one.agentStatus}` : ""})`
+        ? cp.check === "health"
+          ? ` (show stat: ${one.status ?? "-"}${one.checkStatus ? `, check ${one.checkStatus}` : ""})`
+          : ` (show stat: ${one.status ?? "-"}, agent status ${one.agentStatus ?? "none"})`
         : ` (${changed} changed, ${checked.length - changed} already so${without > 0 ? `, ${without} without one` : ""})`;
       return {
         mismatches,
