@@ -71,7 +71,7 @@ export function registerCheckCommands(program: Command): void {
     .description("set the connection limit of servers, a frontend, or the process; verified")
     .addHelpText(
       "after",
-      "\n  hapops maxconn <selector> <N>          servers (0: no limit)          policy: maxconn\n  hapops maxconn frontend <name> <N>     one frontend (0 accepts none)   policy: maxconn frontend\n  hapops maxconn global <N>              the process (0: back to the     policy: maxconn global\n                                         maxconn it started with)\n\nA reload brings back what haproxy.cfg says. Before HAProxy 3.1, set maxconn frontend on a\nfrontend at its limit kills HAProxy (haproxy issue #2726): hapops refuses it (exit 3).\n\nExamples:\n  $ hapops maxconn be_app/app1 50\n  $ hapops maxconn 'be_app/*' 0 --dry-run\n  $ hapops maxconn frontend fe_http 2000 --reason 'flash sale'\n  $ hapops maxconn global 20000\n",
+      "\n  hapops maxconn <selector> <N>       servers; 0 is no limit                   policy: maxconn\n  hapops maxconn frontend <name> <N>  a frontend; 0 accepts no connection      policy: maxconn frontend\n  hapops maxconn global <N>           the process; 0 restores its start value  policy: maxconn global\n\nA reload brings back what haproxy.cfg says. Before HAProxy 3.1, set maxconn frontend on a\nfrontend at its limit kills HAProxy (haproxy issue #2726): hapops refuses it (exit 3).\n\nExamples:\n  $ hapops maxconn be_app/app1 50\n  $ hapops maxconn 'be_app/*' 0 --dry-run\n  $ hapops maxconn frontend fe_http 2000 --reason 'flash sale'\n  $ hapops maxconn global 20000\n",
     )
     .action((what: string, args: string[], flags: CheckFlags, cmd: Command) =>
       runEngineCommand(
