@@ -9,6 +9,7 @@ export interface ChangeFlags {
   waitTimeout?: string;
   then?: string;
   pollInterval?: string;
+  killAfter?: string;
   rampTo?: string;
   step?: string;
   every?: string;
@@ -22,6 +23,8 @@ export interface ParsedChange {
   readonly ramp: { to: WeightSpec; step: number; everyMs: number } | undefined;
   readonly waitTimeoutMs: number;
   readonly pollMs: number;
+  /** drain --kill-after: cut the sessions left after this long (undefined: never). */
+  readonly killAfterMs: number | undefined;
 }
 
 /** Turn the CLI's words into a validated change request; nothing is sent if this throws. */
@@ -82,5 +85,19 @@ export function buildChangeRequest(
     throw new UsageError(`--poll-interval ${flags.pollInterval} is under the floor of 100ms`);
   if (ramp && ramp.everyMs > 24 * 3_600_000)
     throw new UsageError(`--every ${flags.every} is over the limit of 24h`);
-  return { request, ramp, waitTimeoutMs, pollMs };
+  const killAfterMs = parseKillAfter(flags.killAfter);
+  if (killAfterMs !== undefined && op !== "drain")
+    throw new UsageError(`--kill-after is for drain (and server del), not ${op}`);
+  return { request, ramp, waitTimeoutMs, pollMs, killAfterMs };
+}
+
+/**
+ * `--kill-after <dur>`: how long a wait lets sessions finish before cutting them. Bounded like
+ * --wait-timeout; 0 cuts at once.
+ */
+export function parseKillAfter(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = text.trim() === "0" ? 0 : parseDuration(text, "--kill-after");
+  if (ms > 24 * 3_600_000) throw new UsageError(`--kill-after ${text} is over the limit of 24h`);
+  return ms;
 }

@@ -73,10 +73,33 @@ export type Step =
   | {
       readonly kind: "wait";
       readonly op: string;
-      readonly until: "drained";
+      /**
+       * What to wait for, on every server of the step:
+       * - drained: no sessions (`scur` 0);
+       * - removable: what `del server` needs, no session, queued request, or connection in use
+       *   or idle: `wait <ms> srv-removable` from 3.0 (with `srvRemovable`), else `show stat`
+       *   (scur, qcur) and `show servers conn` (used_cur, idle_cur);
+       * - check-passed: the last health check passed (L4OK, L6OK, L7OK...); HAProxy checks a
+       *   server in maintenance too (measured on 2.6, 2.8 and 3.4).
+       */
+      readonly until: "drained" | "removable" | "check-passed";
       readonly servers: readonly { readonly backend: string; readonly server: string }[];
       readonly timeoutMs: number;
       readonly pollMs: number;
+      /** removable: ask HAProxy with `wait <ms> srv-removable` (3.0+) instead of polling. */
+      readonly srvRemovable?: boolean | undefined;
+      /**
+       * Cut what is left with `shutdown sessions server` once the wait has lasted this long (at
+       * the latest when it times out), then wait a few seconds more for the count to reach 0.
+       * The cut is recorded like any line sent: an intent before it, a result after.
+       */
+      readonly killAfterMs?: number | undefined;
+      /** The policy operation the cut is, authorized with the plan ("sessions kill"). */
+      readonly killOp?: string | undefined;
+      /** What a timeout or Ctrl-C leaves ("the server stays DRAIN"). */
+      readonly leaves?: string | undefined;
+      /** What to do after a timeout ("raise --wait-timeout, or ..."). */
+      readonly onTimeout?: string | undefined;
     }
   | {
       readonly kind: "write-file";

@@ -35,6 +35,8 @@ import {
   parseSessionSelector,
   streamMatches,
 } from "../ops/sessions.js";
+import { showServersConn } from "../commands/builders.js";
+import { parseServersConn } from "../parse/servers-conn.js";
 
 /**
  * The read-only commands' reads: one session each, lowered to the least level the read needs,
@@ -524,4 +526,98 @@ export async function runErrors(settings: Settings, req: ErrorsRequest): Promise
       );
     }
   });
+}
+
+/** What keeps a server from being deleted: sessions, queued requests, connections. */
+export interface ServerHold {
+  /** Current sessions (`scur`). */
+  readonly sessions: number;
+  /** Requests waiting in the server's queue (`qcur`). */
+  readonly queued: number;
+  /** Connections in use and idle ones kept for reuse (`show servers conn`). */
+  readonly used: number;
+  readonly idle: number;
+  /** Whether HAProxy lists the server at all. */
+  readonly present: boolean;
+}
+
+/**
+ * What holds each server (`show stat <b> -1 -1` and `show servers conn <b>` per backend, on one
+ * pipelined session): `del server` refuses a server with a session, a queued request, or a
+ * connection in use or idle ("Server still has connections attached to it", src/server.c).
+ */
+export async function readServerHolds(
+  session: RuntimeSession,
+  servers: readonly { readonly backend: string; readonly server: string }[],
+): Promise<Map<string, ServerHold>> {
+  const backends = [...new Set(servers.map((s) => s.backend))];
+  const wanted = new Set(servers.map((s) => `${s.backend}/${s.server}`));
+  const stat = new Map<string, StatEntry>();
+  const parser = new StatParser((row) => {
+    const e = toStatEntry(row);
+    if (e.kind === "server" && wanted.has(`${e.proxy}/${e.name}`))
+      stat.set(`${e.proxy}/${e.name}`, e);
+  });
+  const [, conns] = await Promise.all([
+    Promise.all(backends.map((b) => session.stream(showStat(b), (l) => parser.line(l)))),
+    Promise.all(backends.map((b) => session.run(showServersConn(b)))),
+  ]);
+  const byName = new Map(
+    conns.flatMap((lines) => parseServersConn(lines)).map((c) => [`${c.backend}/${c.server}`, c]),
+  );
+  const out = new Map<string, ServerHold>();
+  for (const key of wanted) {
+    const s = stat.get(key);
+    const c = byName.get(key);
+    out.set(key, {
+      sessions: s?.scur ?? 0,
+      queued: s ? Number(s.row["qcur"] ?? 0) || 0 : 0,
+      used: c?.used ?? 0,
+      idle: c?.idle ?? 0,
+      present: s !== undefined || c !== undefined,
+    });
+  }
+  return out;
+}
+
+/** A server's last health check, from `show stat`. */
+export interface CheckResult {
+  /** `check_status` ("L7OK", "L4CON", "INI"...); "" when it has no check. */
+  readonly status: string;
+  /** `check_desc` ("Layer7 check passed", "Connection refused"...). */
+  readonly desc: string;
+  /** The last check passed (L4OK, L6OK, L7OK, L7OKC, PROCOK). */
+  readonly passed: boolean;
+  /** `status` as printed ("MAINT", "UP", "DOWN 1/2"...). */
+  readonly state: string;
+  readonly present: boolean;
+}
+
+const CHECK_PASSED = /^(L4OK|L6OK|L7OK|L7OKC|PROCOK)$/;
+
+/** The last health check of each server (`show stat <b> -1 -1` per backend). */
+export async function readCheckResults(
+  session: RuntimeSession,
+  servers: readonly { readonly backend: string; readonly server: string }[],
+): Promise<Map<string, CheckResult>> {
+  const backends = [...new Set(servers.map((s) => s.backend))];
+  const wanted = new Set(servers.map((s) => `${s.backend}/${s.server}`));
+  const out = new Map<string, CheckResult>();
+  const parser = new StatParser((row) => {
+    const e = toStatEntry(row);
+    const key = `${e.proxy}/${e.name}`;
+    if (e.kind === "server" && wanted.has(key))
+      out.set(key, {
+        status: e.checkStatus,
+        desc: e.checkDesc,
+        passed: CHECK_PASSED.test(e.checkStatus),
+        state: e.status,
+        present: true,
+      });
+  });
+  await Promise.all(backends.map((b) => session.stream(showStat(b), (l) => parser.line(l))));
+  for (const key of wanted)
+    if (!out.has(key))
+      out.set(key, { status: "", desc: "", passed: false, state: "", present: false });
+  return out;
 }

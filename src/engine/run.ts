@@ -29,6 +29,8 @@ import type {
   Verification,
 } from "./operation.js";
 import { explainLostAnswer } from "./connect.js";
+import { shutdownSessionsServer, waitSrvRemovable } from "../commands/builders.js";
+import { readCheckResults, readServerHolds, type CheckResult, type ServerHold } from "./reads.js";
 import { describeRemaining, waitForDrain, type Clock } from "./wait.js";
 
 /** How the engine talks to people; the CLI decides colour, terminals and --json. */
@@ -96,7 +98,13 @@ function opsOf(plan: Plan): string[] {
   return [
     ...new Set([
       plan.op,
-      ...plan.steps.flatMap((s) => (s.kind === "replan" ? [s.op, ...(s.ops ?? [])] : [s.op])),
+      ...plan.steps.flatMap((s) =>
+        s.kind === "replan"
+          ? [s.op, ...(s.ops ?? [])]
+          : s.kind === "wait" && s.killAfterMs !== undefined && s.killOp
+            ? [s.op, s.killOp]
+            : [s.op],
+      ),
     ]),
   ];
 }
@@ -127,7 +135,20 @@ export function planJson(plan: Plan): Record<string, unknown> {
         : s.kind === "transaction"
           ? { kind: s.kind, op: s.op, commands: s.lines }
           : s.kind === "wait"
-            ? { kind: s.kind, op: s.op, until: s.until, timeoutMs: s.timeoutMs }
+            ? {
+                kind: s.kind,
+                op: s.op,
+                until: s.until,
+                servers: s.servers.map((t) => `${t.backend}/${t.server}`),
+                timeoutMs: s.timeoutMs,
+                ...(s.until === "removable" ? { srvRemovable: s.srvRemovable ?? false } : {}),
+                ...(s.killAfterMs !== undefined
+                  ? {
+                      killAfterMs: Math.min(s.killAfterMs, s.timeoutMs),
+                      kill: s.servers.map((t) => shutdownSessionsServer(t.backend, t.server).line),
+                    }
+                  : {}),
+              }
             : s.kind === "write-file"
               ? { kind: s.kind, op: s.op, path: s.path }
               : { kind: s.kind, op: s.op, afterMs: s.afterMs, label: s.label },
@@ -370,7 +391,7 @@ async function confirmed(
 function describeStep(s: Step): string {
   switch (s.kind) {
     case "wait":
-      return `wait up to ${formatDuration(s.timeoutMs)} for sessions to reach 0`;
+      return describeWait(s);
     case "write-file":
       return `write ${s.path}`;
     case "replan":
@@ -458,41 +479,292 @@ async function sendStep(
   );
 }
 
+type WaitStepOf = Extract<Step, { kind: "wait" }>;
+
+/** After a cut, how long the sessions have to reach 0 before the wait gives up. */
+export const AFTER_KILL_MS = 5000;
+/**
+ * The longest `wait <ms> srv-removable` one poll asks for: it holds the write session until
+ * HAProxy answers, so it stays well under the answer timeout (10 s by default).
+ */
+const SRV_REMOVABLE_CHUNK_MS = 5000;
+
+function serverName(t: { backend: string; server: string }): string {
+  return `${t.backend}/${t.server}`;
+}
+
+function nameOf(s: WaitStepOf): string {
+  return s.servers.length === 1 ? serverName(s.servers[0]!) : `${s.servers.length} servers`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** The dry run's line for a wait (and the plan's human description of it). */
+function describeWait(s: WaitStepOf): string {
+  const name = nameOf(s);
+  const upTo = `up to ${formatDuration(s.timeoutMs)}`;
+  const what =
+    s.until === "drained"
+      ? `wait ${upTo} for sessions to reach 0`
+      : s.until === "removable"
+        ? `wait ${upTo} until HAProxy can delete ${name}: no session or connection left (${s.srvRemovable ? "wait srv-removable" : "polling show stat and show servers conn"})`
+        : `wait ${upTo} for the health check of ${name} to pass`;
+  if (s.killAfterMs === undefined || s.until === "check-passed") return what;
+  const at = Math.min(s.killAfterMs, s.timeoutMs);
+  const lines = s.servers.map((t) => shutdownSessionsServer(t.backend, t.server).line);
+  return `${what}; after ${formatDuration(at)} cut what is left (${lines.join(", ")})`;
+}
+
+/** How a wait polls, and how it names what is left. */
+interface Waiter {
+  poll(): Promise<ReadonlyMap<string, number>>;
+  readonly intervalMs: number;
+  /** What is left, for messages ("be/s has 2 sessions"). */
+  describe(remaining: ReadonlyMap<string, number>): string;
+  readonly unit: string;
+}
+
+function holdCount(h: ServerHold): number {
+  return Math.max(h.sessions, h.used) + h.queued + h.idle;
+}
+
+function describeHold(key: string, h: ServerHold | undefined, n: number): string {
+  if (!h) return `${key} has ${plural(n, "connection")}`;
+  const parts = [
+    h.sessions > 0 || (h.queued === 0 && h.idle === 0)
+      ? plural(Math.max(h.sessions, h.used), "session")
+      : "",
+    h.queued > 0 ? `${h.queued} queued` : "",
+    h.idle > 0 ? plural(h.idle, "idle connection") : "",
+  ].filter(Boolean);
+  return `${key} has ${parts.join(", ")}`;
+}
+
+function waiter(ctx: EngineContext, sessions: ChangeSessions, s: WaitStepOf): Waiter {
+  const targets = s.servers;
+  if (s.until === "drained")
+    return {
+      poll: () => readSessions(sessions.read, targets),
+      intervalMs: s.pollMs,
+      describe: describeRemaining,
+      unit: "session",
+    };
+  if (s.until === "check-passed") {
+    let last = new Map<string, CheckResult>();
+    return {
+      poll: async () => {
+        last = await readCheckResults(sessions.read, targets);
+        return new Map([...last].map(([k, c]) => [k, c.passed ? 0 : 1]));
+      },
+      intervalMs: s.pollMs,
+      describe: (remaining) =>
+        [...remaining]
+          .filter(([, n]) => n > 0)
+          .map(([k]) => {
+            const c = last.get(k);
+            if (!c?.present) return `${k} is gone`;
+            if (c.status === "" || c.status === "INI") return `${k} has no check result yet`;
+            return `the check of ${k} fails: ${c.status}${c.desc ? ` (${c.desc})` : ""}`;
+          })
+          .join(", ") || "every check passed",
+      unit: "check",
+    };
+  }
+  let holds = new Map<string, ServerHold>();
+  const describe = (remaining: ReadonlyMap<string, number>) =>
+    [...remaining]
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => describeHold(k, holds.get(k), n))
+      .join(", ") || "no connections left";
+  if (!s.srvRemovable)
+    return {
+      poll: async () => {
+        holds = await readServerHolds(sessions.read, targets);
+        return new Map([...holds].map(([k, h]) => [k, holdCount(h)]));
+      },
+      intervalMs: s.pollMs,
+      describe,
+      unit: "connection",
+    };
+  // 3.0+: HAProxy itself says when `del server` would work ("Done."), or that it never will
+  // ("Failed.", with the reason from 3.4 on; src/cli.c cli_release_wait()).
+  const chunk = Math.max(100, Math.min(s.pollMs, SRV_REMOVABLE_CHUNK_MS));
+  return {
+    poll: async () => {
+      const out = new Map<string, number>();
+      const pending: { backend: string; server: string }[] = [];
+      for (const t of targets) {
+        const cmd = waitSrvRemovable(chunk, t.backend, t.server);
+        try {
+          await sessions.write.run(cmd);
+          out.set(serverName(t), 0);
+        } catch (e) {
+          if (!(e instanceof HaproxyError)) throw e;
+          if (/^Wait delay expired/.test(e.haproxyMessage)) pending.push(t);
+          else
+            throw new HaproxyError(
+              cmd.line,
+              e.haproxyMessage,
+              `HAProxy says ${serverName(t)} can never be deleted as it is: "${e.haproxyMessage}" — it is not in maintenance any more, it is gone, or something in haproxy.cfg points at it (a track, use-server); nothing was deleted`,
+            );
+        }
+      }
+      if (pending.length > 0) {
+        holds = await readServerHolds(sessions.read, pending);
+        for (const t of pending) {
+          const h = holds.get(serverName(t));
+          out.set(serverName(t), Math.max(1, h ? holdCount(h) : 1));
+        }
+      }
+      return out;
+    },
+    // The `wait` itself takes up to `chunk`: no pause between polls.
+    intervalMs: 0,
+    describe,
+    unit: "connection",
+  };
+}
+
+/**
+ * `shutdown sessions server` for every server that still has sessions, recorded like any line
+ * sent: an intent before, a result after.
+ */
+async function cutSessions(
+  ctx: EngineContext,
+  sessions: ChangeSessions,
+  s: WaitStepOf,
+  remaining: ReadonlyMap<string, number>,
+  report: Report,
+): Promise<string[]> {
+  const busy = s.servers.filter((t) => (remaining.get(serverName(t)) ?? 0) > 0);
+  const commands = busy.map((t) => shutdownSessionsServer(t.backend, t.server));
+  const lines = commands.map((c) => c.line);
+  const journal = journalOf(ctx);
+  const intent = await journal.intent(lines, { cut: Object.fromEntries(remaining) });
+  const sent: string[] = [];
+  const step = report.steps.at(-1);
+  try {
+    await sendStep(sessions, { kind: "send", op: s.killOp ?? s.op, commands }, sent);
+  } catch (e) {
+    report.sent.push(...sent);
+    step?.sent.push(...sent);
+    await journal.result(intent, "failed", sent, e as HapopsError);
+    throw e;
+  }
+  report.sent.push(...sent);
+  step?.sent.push(...sent);
+  await journal.result(intent, "ok", sent);
+  return lines;
+}
+
 async function waitStep(
   ctx: EngineContext,
   sessions: ChangeSessions,
-  s: Extract<Step, { kind: "wait" }>,
+  s: WaitStepOf,
   report: Report,
 ): Promise<void> {
-  const targets = s.servers;
-  const name =
-    targets.length === 1
-      ? `${targets[0]!.backend}/${targets[0]!.server}`
-      : `${targets.length} servers`;
-  const result = await waitForDrain(() => readSessions(sessions.read, targets), {
-    timeoutMs: s.timeoutMs,
-    intervalMs: s.pollMs,
-    clock: ctx.clock,
-    signal: ctx.signal,
-    onProgress: (p) =>
-      ctx.ui.progress(
-        `waiting for ${name} to drain: ${p.total} session${p.total === 1 ? "" : "s"} left, ${Math.floor(p.elapsedMs / 1000)}s elapsed (timeout ${formatDuration(p.timeoutMs)})`,
-        { sessions: p.total, elapsedMs: p.elapsedMs, timeoutMs: p.timeoutMs },
-      ),
-  }).finally(() => ctx.ui.endProgress());
+  const name = nameOf(s);
+  const w = waiter(ctx, sessions, s);
+  const drainLike = s.until !== "check-passed";
+  const leaves =
+    s.leaves ??
+    (s.until === "drained"
+      ? `the server${s.servers.length === 1 ? " stays" : "s stay"} DRAIN`
+      : `${name} ${s.servers.length === 1 ? "stays" : "stay"} as ${s.servers.length === 1 ? "it is" : "they are"}`);
+  const killAt =
+    drainLike && s.killAfterMs !== undefined ? Math.min(s.killAfterMs, s.timeoutMs) : undefined;
+  const doing =
+    s.until === "drained"
+      ? `waiting for ${name} to drain`
+      : s.until === "removable"
+        ? `waiting until ${name} can be deleted`
+        : `waiting for the health check of ${name} to pass`;
+  const once = (timeoutMs: number, offsetMs: number) =>
+    waitForDrain(() => w.poll(), {
+      timeoutMs,
+      intervalMs: w.intervalMs,
+      clock: ctx.clock,
+      signal: ctx.signal,
+      onProgress: (p) => {
+        const elapsedMs = offsetMs + p.elapsedMs;
+        const left = drainLike
+          ? `${plural(p.total, w.unit)} left`
+          : w.describe(p.remaining) || "waiting for a result";
+        const cut =
+          killAt !== undefined && offsetMs === 0 ? `, cut at ${formatDuration(killAt)}` : "";
+        ctx.ui.progress(
+          `${doing}: ${left}, ${Math.floor(elapsedMs / 1000)}s elapsed (timeout ${formatDuration(s.timeoutMs)}${cut})`,
+          drainLike ? { sessions: p.total, elapsedMs, timeoutMs: s.timeoutMs } : undefined,
+        );
+      },
+    }).catch((e: unknown) => {
+      // wait.ts says what a drain leaves; this wait may leave something else.
+      if (e instanceof InterruptedError) {
+        const remaining = new Map(
+          Object.entries((e.details["remaining"] ?? {}) as Record<string, number>),
+        );
+        throw new InterruptedError(
+          `stopped waiting (Ctrl-C): ${w.describe(remaining)}; ${leaves}`,
+          e.details,
+        );
+      }
+      throw e;
+    });
+
+  let result;
+  let cut: { lines: string[]; afterMs: number; left: string } | undefined;
+  try {
+    result = await once(killAt ?? s.timeoutMs, 0);
+    if (!result.drained && killAt !== undefined) {
+      ctx.ui.endProgress();
+      const left = w.describe(result.remaining);
+      const lines = await cutSessions(ctx, sessions, s, result.remaining, report);
+      cut = { lines, afterMs: result.elapsedMs, left };
+      ctx.ui.line(
+        `cut after ${formatDuration(result.elapsedMs)}: ${left}; sent ${lines.join(", ")}`,
+      );
+      const after = await once(AFTER_KILL_MS, result.elapsedMs);
+      result = { ...after, elapsedMs: result.elapsedMs + after.elapsedMs, waited: true };
+    }
+  } finally {
+    ctx.ui.endProgress();
+  }
   report.wait = {
+    until: s.until,
     drained: result.drained,
     elapsedMs: result.elapsedMs,
     remaining: Object.fromEntries(result.remaining),
+    ...(cut ? { cut: { afterMs: cut.afterMs, sent: cut.lines } } : {}),
   };
-  if (!result.drained)
+  if (!result.drained) {
+    const label =
+      s.until === "drained"
+        ? "drain wait"
+        : s.until === "removable"
+          ? `the wait until ${name} can be deleted`
+          : `the wait for the health check of ${name}`;
+    const next =
+      s.onTimeout ??
+      (s.until === "drained"
+        ? `raise --wait-timeout, add --kill-after <dur> to cut what is left, or cut it now with hapops sessions kill ${s.servers.length === 1 ? name : "<sel>"}`
+        : "raise --wait-timeout");
     throw new WaitTimeoutError(
-      `drain wait timed out after ${formatDuration(result.elapsedMs)}: ${describeRemaining(result.remaining)}; the server${targets.length === 1 ? " stays" : "s stay"} DRAIN; raise --wait-timeout, or cut the sessions left with hapops raw "shutdown sessions server ${targets[0]!.backend}/${targets[0]!.server}" (maint does not cut them)`,
+      cut
+        ? `${label}: the sessions were cut after ${formatDuration(cut.afterMs)} (${cut.lines.join(", ")}), but ${formatDuration(AFTER_KILL_MS)} later ${w.describe(result.remaining)}; ${leaves}`
+        : `${label} timed out after ${formatDuration(result.elapsedMs)}: ${w.describe(result.remaining)}; ${leaves}; ${next}`,
       { remaining: Object.fromEntries(result.remaining) },
     );
+  }
+  const after = result.waited ? ` after ${formatDuration(result.elapsedMs)}` : "";
   ctx.ui.line(
-    result.waited
-      ? `drained: no sessions left after ${formatDuration(result.elapsedMs)}`
-      : "drained: no sessions left (there were none)",
+    s.until === "drained"
+      ? result.waited
+        ? `drained: no sessions left${after}${cut ? " (the rest cut)" : ""}`
+        : "drained: no sessions left (there were none)"
+      : s.until === "removable"
+        ? `removable: ${name} has no session or connection left${result.waited ? after : " (there were none)"}${cut ? " (the rest cut)" : ""}`
+        : `health check passed: ${name}${after}`,
   );
 }

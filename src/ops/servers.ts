@@ -48,7 +48,14 @@ export const plainPaint: Paint = { status: (t) => t, bold: (t) => t };
 /** drain / maint / ready / weight, with what may follow: a wait, maint once drained, a ramp. */
 export interface ServerChange {
   readonly change: ChangeRequest;
-  readonly wait?: { readonly timeoutMs: number; readonly pollMs: number } | undefined;
+  readonly wait?:
+    | {
+        readonly timeoutMs: number;
+        readonly pollMs: number;
+        /** Cut what is left (`shutdown sessions server`) after this long instead of exit 6. */
+        readonly killAfterMs?: number | undefined;
+      }
+    | undefined;
   readonly then?: "maint" | undefined;
   readonly ramp?:
     { readonly to: WeightSpec; readonly step: number; readonly everyMs: number } | undefined;
@@ -281,6 +288,11 @@ export function serverOperation(
           servers: sp.servers.map((s) => ({ backend: s.backend, server: s.server })),
           timeoutMs: req.wait?.timeoutMs ?? 600_000,
           pollMs: req.wait?.pollMs ?? 500,
+          // Cutting sessions is `sessions kill` wherever it happens: a group allowed to drain
+          // but not to cut sessions is refused --kill-after before anything is sent.
+          killAfterMs: req.wait?.killAfterMs,
+          killOp: "sessions kill",
+          onTimeout: `raise --wait-timeout, add --kill-after <dur> to cut what is left, or cut it now with hapops sessions kill ${sp.selector}`,
         });
         if (req.then === "maint")
           steps.push(

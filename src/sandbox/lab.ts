@@ -56,6 +56,11 @@ export interface LabOptions {
    * in defaults (default true): a reload then takes each server's state from that file.
    */
   readonly serverStateFile?: boolean;
+  /**
+   * The HTTPS frontend (`bind ... ssl crt`), default true. false starts without it, for a
+   * binary built without OpenSSL (the matrix's 2.4.0); `tlsSocket` needs TLS too.
+   */
+  readonly tls?: boolean;
 }
 
 export interface LabSockets {
@@ -141,6 +146,7 @@ function renderConfig(o: {
   backends: readonly BackendSpec[];
   ports: ReadonlyMap<string, number>;
   stateFile: string | undefined;
+  tls: boolean;
 }): string {
   const lines = [
     "global",
@@ -170,11 +176,14 @@ function renderConfig(o: {
       .slice(1)
       .map((b) => `    use_backend ${b.name} if { path_beg /${b.name.replace(/^be_/, "")} }`),
     `    default_backend ${o.backends[0]?.name ?? "be_app"}`,
-    "",
-    "frontend fe_https",
-    `    bind 127.0.0.1:${o.httpsPort} ssl crt ${o.certDir}/`,
-    `    default_backend ${o.backends[0]?.name ?? "be_app"}`,
   );
+  if (o.tls)
+    lines.push(
+      "",
+      "frontend fe_https",
+      `    bind 127.0.0.1:${o.httpsPort} ssl crt ${o.certDir}/`,
+      `    default_backend ${o.backends[0]?.name ?? "be_app"}`,
+    );
   if (o.tlsPort !== undefined)
     // HAProxy 2.6 accepts `ssl crt ... verify required` on a `stats socket` line but serves it
     // in clear text (measured: openssl s_client gets "wrong version number", socat gets the
@@ -291,6 +300,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         backends: specs,
         ports,
         stateFile,
+        tls: opts.tls ?? true,
         ...(tcpPort !== undefined ? { tcpPort } : {}),
         ...(tlsPort !== undefined ? { tlsPort } : {}),
       }),

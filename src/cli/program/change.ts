@@ -24,9 +24,13 @@ export function registerChangeCommands(program: Command): void {
     )
     .option("--then <state>", "once drained: maint")
     .option("--poll-interval <dur>", "how often to read sessions while waiting", "500ms")
+    .option(
+      "--kill-after <dur>",
+      "cut the sessions still there after this long (at the latest at --wait-timeout) with shutdown sessions server, instead of exit 6; implies --wait (policy: sessions kill too)",
+    )
     .addHelpText(
       "after",
-      "\nExamples:\n  $ hapops drain be_app/app1 --wait --then maint\n  $ hapops drain --addr 10.0.0.5 --wait --wait-timeout 5m\n  $ hapops drain 'be_app/*' --dry-run\n",
+      "\nExamples:\n  $ hapops drain be_app/app1 --wait --then maint\n  $ hapops drain --addr 10.0.0.5 --wait --wait-timeout 5m\n  $ hapops drain be_app/app1 --wait --wait-timeout 10m --kill-after 5m\n  $ hapops drain 'be_app/*' --dry-run\n",
     )
     .action((sel: string | undefined, flags: ChangeFlags, cmd: Command) =>
       runChangeCommand("drain", sel, undefined, flags, cmd),
@@ -89,8 +93,12 @@ async function runChangeCommand(
       return serverOperation({
         change: parsed.request,
         wait:
-          flags.wait || flags.then
-            ? { timeoutMs: parsed.waitTimeoutMs, pollMs: parsed.pollMs }
+          flags.wait || flags.then || parsed.killAfterMs !== undefined
+            ? {
+                timeoutMs: parsed.waitTimeoutMs,
+                pollMs: parsed.pollMs,
+                killAfterMs: parsed.killAfterMs,
+              }
             : undefined,
         then: flags.then === "maint" ? "maint" : undefined,
         ramp: parsed.ramp,
