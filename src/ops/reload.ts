@@ -1,13 +1,25 @@
 import { existsSync } from "node:fs";
-import { dirname } from "node:path";
-import { reload as reloadCommand, showInfo, showServersState } from "../commands/builders.js";
+import { dirname, isAbsolute, join } from "node:path";
+import {
+  addServer,
+  experimentalModeOn,
+  reload as reloadCommand,
+  setCheck,
+  setServerState,
+  setServerWeight,
+  showInfo,
+  showServersState,
+  type RuntimeCommand,
+} from "../commands/builders.js";
 import type { Settings } from "../config/settings.js";
 import type { ChangeSessions } from "../engine/change.js";
 import { withSession } from "../engine/connect.js";
+import { newestMtimeMs } from "../engine/drift.js";
 import { masterCli, type MasterCli } from "../engine/master.js";
 import type { Guard, Operation, Plan, Step, StepEnv, Verification } from "../engine/operation.js";
 import { fetchServers } from "../engine/state.js";
 import {
+  GuardError,
   HaproxyConfigError,
   isHapopsError,
   ReloadFailedError,
@@ -31,11 +43,18 @@ import {
   stateFilePath,
   type ServerConfig,
 } from "../parse/haproxy-cfg.js";
-import { parseInfo } from "../parse/info.js";
+import { parseInfo, parseVersion } from "../parse/info.js";
 import { failureLines, type ProcList } from "../parse/proc.js";
 import { parseServersState, type Admin } from "../parse/servers-state.js";
 import { formatDuration } from "../util/duration.js";
 import type { ChangeRequest, ServerFacts } from "./plan.js";
+import {
+  configChangedSince,
+  ownAdmin,
+  runtimeOnlyServer,
+  runtimeOnlyWords,
+  type RuntimeOnlyServer,
+} from "./drift.js";
 import { listSelector } from "./selector.js";
 import { serverOperation, toFacts, type Paint, type ServerChange } from "./servers.js";
 import { saveServerState } from "./state.js";
@@ -65,6 +84,12 @@ export interface ReloadRequest {
   readonly paint: Paint;
   /** Under sudo: the state file's directory must not be the operator's to change. */
   readonly files: InputFiles;
+  /**
+   * --force: reload although servers only in HAProxy's memory cannot be told from servers
+   * removed from the configuration on purpose (they are re-added), or cannot be added again as
+   * they are (they are left out).
+   */
+  readonly force?: boolean | undefined;
 }
 
 /** A server whose runtime state a reload would undo, with what the running config says. */
@@ -100,11 +125,22 @@ export interface ReloadState {
   readonly serverConfig: ServerConfig | undefined;
   /** Why root may not write the state file (under sudo). */
   readonly stateFileUnsafe: HapopsError | undefined;
+  /**
+   * Servers HAProxy has in a backend of the configuration that the configuration lacks (added
+   * with `add server`, or removed from the file): a reload drops them.
+   */
+  readonly runtimeOnly?: readonly RuntimeOnlyServer[] | undefined;
+  /** The configuration changed since this worker loaded it (configChangedSince). */
+  readonly configChanged?: boolean | undefined;
 }
 
 export interface ReloadBody {
   readonly via: "master" | "systemd";
   readonly captured: readonly Captured[];
+  /** Servers only in HAProxy's memory that are added again on the new worker. */
+  readonly readd: readonly RuntimeOnlyServer[];
+  /** Servers only in HAProxy's memory that are not (what they have cannot be read back). */
+  readonly leftOut: readonly RuntimeOnlyServer[];
   readonly stateFile: StateFilePlan | undefined;
   readonly previousWorkers: readonly number[];
   readonly socketPid: number | undefined;
@@ -256,6 +292,7 @@ function reapplyChain(
   req: ReloadRequest,
   simulated: readonly ServerFacts[] | undefined,
   i = 0,
+  reconnect = true,
 ): Operation | undefined {
   const change = requests[i];
   if (!change) return undefined;
@@ -269,7 +306,7 @@ function reapplyChain(
   const next = requests[i + 1];
   return {
     ...op,
-    ...(i === 0 ? { reconnect: true } : {}),
+    ...(i === 0 && reconnect ? { reconnect: true } : {}),
     plan(state: readonly ServerFacts[]) {
       const planned = op.plan(state);
       // Forced because HAProxy had this state before the reload, not because anyone said so.
@@ -293,6 +330,194 @@ function reapplyChain(
   };
 }
 
+/** `show servers state`'s srv_check_state bit: the health check is enabled. */
+const CHK_ST_ENABLED = 0x04;
+
+export interface ReaddBody {
+  /** Added again, in order. */
+  readonly servers: readonly RuntimeOnlyServer[];
+  /** Already on the new worker (the configuration has them now): nothing sent for them. */
+  readonly present: readonly string[];
+}
+
+/**
+ * The lines that give a server only in HAProxy's memory back to a new worker (pure): `add server`
+ * with what could be read back, `enable health` when its check was on (a dynamic server starts
+ * with checks off, management.txt "add server"), then its admin state (it starts in MAINT) and
+ * its weight when it was not the one it was added with. Before 2.6, `add server` needs
+ * `experimental-mode on` on the same session.
+ */
+export function readdCommands(
+  servers: readonly RuntimeOnlyServer[],
+  version: { major: number; minor: number } | undefined,
+): RuntimeCommand[] {
+  if (servers.length === 0) return [];
+  const old =
+    version !== undefined && (version.major < 2 || (version.major === 2 && version.minor < 6));
+  const out: RuntimeCommand[] = old ? [experimentalModeOn()] : [];
+  for (const r of servers) {
+    out.push(addServer(r.backend, r.server, { ip: r.address, port: r.port }, r.keywords));
+    if (r.health) out.push(setCheck("health", true, r.backend, r.server));
+    if (r.admin !== "MAINT")
+      out.push(setServerState(r.backend, r.server, r.admin === "DRAIN" ? "drain" : "ready"));
+    if (r.weight !== r.initialWeight) out.push(setServerWeight(r.backend, r.server, r.weight));
+  }
+  return out;
+}
+
+function describeReadd(r: RuntimeOnlyServer): string {
+  return `${name(r)}  ${runtimeOnlyWords(r)}${r.health ? ", health check on" : ""}, ${r.admin}${r.weight !== r.initialWeight ? `, weight ${r.weight}` : ""}`;
+}
+
+/**
+ * Add the servers only in HAProxy's memory to the new worker (policy operation `server add`),
+ * on new sessions (the old ones reach the old worker), then run what follows (the re-apply of
+ * admin states and weights). Verified from the new worker's `show servers state`.
+ */
+function readdOperation(
+  servers: readonly RuntimeOnlyServer[],
+  req: ReloadRequest,
+  version: { major: number; minor: number } | undefined,
+  next: (simulate: boolean) => Operation | undefined,
+  simulated: readonly ServerFacts[] | undefined,
+): Operation<readonly ServerFacts[], ReaddBody> {
+  const backends = [...new Set(servers.map((s) => s.backend))];
+  const readAll = async (read: ChangeSessions["read"]) =>
+    (await Promise.all(backends.map((b) => fetchServers(read, b)))).flat();
+  return {
+    op: "server add",
+    readLevel: "user",
+    reconnect: true,
+    read: async (sessions) => simulated ?? (await readAll(sessions.read)).map(toFacts),
+    plan(facts): Plan<ReaddBody> {
+      const have = new Set(facts.map(name));
+      const todo = servers.filter((s) => !have.has(name(s)));
+      const present = servers.filter((s) => have.has(name(s))).map(name);
+      const commands = readdCommands(todo, version);
+      const steps: Step[] =
+        commands.length > 0 ? [{ kind: "send", op: "server add", commands }] : [];
+      const follow = next(simulated !== undefined);
+      if (follow)
+        steps.push({
+          kind: "replan",
+          op: follow.op,
+          afterMs: 0,
+          label: `then re-apply ${follow.op}`,
+          interrupted:
+            "stopped by Ctrl-C after re-adding the runtime-only servers, before re-applying admin states and weights",
+          next: () => follow,
+        });
+      return {
+        version: 1,
+        op: "server add",
+        target: req.settings.targetText,
+        level: "admin",
+        mutates: true,
+        scope: { servers: servers.map(name) },
+        steps,
+        guards: [],
+        describe: [
+          "re-adding to the new worker the servers only HAProxy's memory had (add server):",
+          ...todo.map((r) => `  ${describeReadd(r)}`),
+          ...present.map(
+            (n) => `  ${n}  already there (the configuration has it now; nothing sent)`,
+          ),
+        ],
+        json: {
+          readd: todo.map((r) => ({
+            backend: r.backend,
+            server: r.server,
+            address: r.address,
+            port: r.port ?? null,
+            keywords: r.keywords.map(([k, v]) => (v === undefined ? k : `${k} ${v}`)),
+            health: r.health,
+            admin: r.admin,
+            weight: r.weight,
+          })),
+          present,
+        },
+        body: { servers: todo, present },
+      };
+    },
+    async verify(sessions, plan): Promise<Verification> {
+      const now = new Map((await readAll(sessions.read)).map((v) => [name(v), v]));
+      const mismatches: string[] = [];
+      for (const r of plan.body.servers) {
+        const v = now.get(name(r));
+        if (!v) {
+          mismatches.push(`${name(r)} is not on the new worker`);
+          continue;
+        }
+        const want = (field: string, expected: unknown, actual: unknown) => {
+          if (expected !== actual)
+            mismatches.push(
+              `${name(r)} ${field}: expected ${String(expected)}, HAProxy says ${String(actual)}`,
+            );
+        };
+        want("address", r.address, v.address);
+        want("port", r.port, v.port);
+        want("configured weight", r.initialWeight, v.initialWeight);
+        want("weight", r.weight, v.weight);
+        want("admin state", r.admin, ownAdmin(v.adminBits));
+        if (r.health)
+          want(
+            "health check",
+            "on",
+            (Number(v.fields["srv_check_state"]) & CHK_ST_ENABLED) !== 0 ? "on" : "off",
+          );
+      }
+      const done = plan.body.servers;
+      return {
+        mismatches,
+        summary:
+          done.length === 0
+            ? []
+            : [
+                `verified on the new worker: re-added ${done.map((r) => `${name(r)} (${r.address}${r.port === undefined ? "" : `:${r.port}`}, weight ${r.weight}${r.health ? ", health check on" : ""}, ${r.admin})`).join(", ")}`,
+                "not re-applied: what HAProxy does not show at runtime (inter, send-proxy, proto, slowstart, source, id...), if the server had any",
+                `runtime only: a reload drops ${done.length === 1 ? "it" : "them"} again unless haproxy.cfg has ${done.length === 1 ? "it" : "them"} (hapops reload re-adds ${done.length === 1 ? "it" : "them"})`,
+              ],
+        json: {
+          readded: done.map(name),
+          servers: done.map((r) => {
+            const v = now.get(name(r));
+            return {
+              backend: r.backend,
+              server: r.server,
+              address: v?.address ?? null,
+              port: v?.port ?? null,
+              admin: v ? ownAdmin(v.adminBits) : null,
+              weight: v?.weight ?? null,
+              operational: v?.operational ?? null,
+            };
+          }),
+        },
+      };
+    },
+  };
+}
+
+/**
+ * What follows a reload on the new worker: the runtime-only servers added again first (their
+ * admin state and weight with them), then the captured servers' admin states and weights.
+ */
+function afterReloadChain(
+  readd: readonly RuntimeOnlyServer[],
+  requests: readonly ChangeRequest[],
+  req: ReloadRequest,
+  version: { major: number; minor: number } | undefined,
+  simulated: readonly ServerFacts[] | undefined,
+): Operation | undefined {
+  if (readd.length === 0) return reapplyChain(requests, req, simulated);
+  return readdOperation(
+    readd,
+    req,
+    version,
+    () => reapplyChain(requests, req, simulated, 0, false),
+    simulated,
+  );
+}
+
 /** The policy operations a re-apply of these servers may need. */
 function reapplyOps(captured: readonly Captured[]): string[] {
   const ops = new Set<string>();
@@ -307,10 +532,65 @@ function reapplyOps(captured: readonly Captured[]): string[] {
 const HOW_TO_ENABLE =
   "start HAProxy in master-worker mode with a master CLI socket (haproxy -W -S /run/haproxy-master.sock ...; Debian's haproxy.service passes -S /run/haproxy-master.sock in EXTRAOPTS, see /etc/default/haproxy), then set master: in the config or pass --master <path>; or pass --systemd [unit] to reload through systemctl";
 
+/**
+ * The guards on servers only in HAProxy's memory. When the configuration changed since the
+ * worker loaded it, such a server may have been taken out of it on purpose, and re-adding it
+ * would undo that: refused unless --force. A server with what hapops cannot read back (ssl, an
+ * agent check, a name for an address) cannot be added again as it was, and adding it with less
+ * (in clear text where it had TLS) could be worse than not at all: refused unless --force, which
+ * reloads and leaves it out.
+ */
+export function runtimeOnlyGuards(
+  runtimeOnly: readonly RuntimeOnlyServer[],
+  state: Pick<ReloadState, "configs" | "configChanged">,
+  req: Pick<ReloadRequest, "force">,
+): Guard[] {
+  const guards: Guard[] = [];
+  const force = req.force ?? false;
+  const files = state.configs.join(", ") || "the configuration";
+  const listOf = (rs: readonly RuntimeOnlyServer[]) => rs.map(name).join(", ");
+  const unsure =
+    state.configChanged === false ? [] : runtimeOnly.filter((r) => r.lost.length === 0);
+  if (unsure.length > 0) {
+    const one = unsure.length === 1;
+    const reason = `${listOf(unsure)} ${one ? "is" : "are"} in HAProxy's memory but not in ${files}, which changed since HAProxy loaded it: hapops cannot tell a server added at runtime (add server) from one taken out of the configuration on purpose`;
+    guards.push({
+      name: "runtime-only",
+      ok: false,
+      forced: force,
+      reason: force ? `${reason}; re-adding ${one ? "it" : "them"}` : reason,
+      error: new GuardError(
+        `refusing to reload: ${reason}. If ${one ? "it was" : "they were"} added at runtime, add ${one ? "it" : "them"} to ${files}, or pass --force to reload and re-add ${one ? "it" : "them"}; if ${one ? "it was" : "they were"} taken out on purpose, remove ${one ? "it" : "them"} first (hapops server del ${unsure[0]!.backend}/${unsure[0]!.server}), then reload. Nothing was sent`,
+        { servers: unsure.map(name) },
+      ),
+    });
+  }
+  const lost = runtimeOnly.filter((r) => r.lost.length > 0);
+  if (lost.length > 0) {
+    const one = lost.length === 1;
+    const what = lost.map((r) => `${name(r)}: ${r.lost.join("; ")}`).join("; ");
+    const reason = `a reload drops ${listOf(lost)}, which ${one ? "exists" : "exist"} only in HAProxy's memory, and hapops cannot add ${one ? "it" : "them"} again as ${one ? "it was" : "they were"} (${what})`;
+    guards.push({
+      name: "runtime-only settings",
+      ok: false,
+      forced: force,
+      reason: force ? `${reason}; left out` : reason,
+      error: new GuardError(
+        `refusing to reload: ${reason}. Add ${one ? "it" : "them"} to ${files} first, or pass --force to reload without ${one ? "it" : "them"} (not re-added). Nothing was sent`,
+        { servers: lost.map((r) => ({ server: name(r), lost: r.lost })) },
+      ),
+    });
+  }
+  return guards;
+}
+
 /** Step 1 to 3 and the guards, as a plan (pure). */
 export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadBody> {
   const via = req.systemd !== undefined ? "systemd" : "master";
-  const captured = captureRuntimeState(state.servers);
+  // A server only in HAProxy's memory is added again (below), not re-applied.
+  const runtimeOnly = state.runtimeOnly ?? [];
+  const only = new Set(runtimeOnly.map(name));
+  const captured = captureRuntimeState(state.servers).filter((c) => !only.has(name(c)));
   const stateFile = stateFileOf(state.serverConfig);
   const kept = new Set(stateFile?.loadedBy ?? []);
   const toReapply = captured.filter((c) => !kept.has(c.backend));
@@ -357,6 +637,10 @@ export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadB
       reason: `${state.check.command}: valid`,
     });
   if (stateFile && state.stateFileUnsafe) refuse("state-file", state.stateFileUnsafe);
+  guards.push(...runtimeOnlyGuards(runtimeOnly, state, req));
+  const leftOut = runtimeOnly.filter((r) => r.lost.length > 0);
+  const readd = runtimeOnly.filter((r) => r.lost.length === 0);
+  const version = state.version ? parseVersion({ Version: state.version }) : undefined;
 
   const lines = via === "master" ? [reloadCommand().line] : [`systemctl reload ${req.systemd}`];
   const body: ReloadBody = {
@@ -368,6 +652,8 @@ export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadB
     previousWorkers:
       workers.length > 0 ? workers : state.socketPid !== undefined ? [state.socketPid] : [],
     socketPid: state.socketPid,
+    readd,
+    leftOut,
   };
   const steps: Step[] = [
     {
@@ -379,22 +665,27 @@ export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadB
       },
     },
   ];
-  if (captured.length > 0)
+  const followOps = [...(readd.length > 0 ? ["server add"] : []), ...reapplyOps(captured)];
+  if (followOps.length > 0)
     steps.push({
       kind: "replan",
-      op: reapplyOps(captured)[0]!,
-      ops: reapplyOps(captured),
+      op: followOps[0]!,
+      ops: followOps,
       afterMs: 0,
       label: "re-apply what the reload did not keep",
       interrupted: "stopped by Ctrl-C after the reload, before re-applying the runtime state",
       next: (simulate) => {
         if (simulate) {
           const reverted = new Set(toReapply.map(name));
-          const after = afterReload(state.servers, reverted, state.serverConfig);
-          return reapplyChain(reapplyRequests(toReapply, after), req, after);
+          const after = afterReload(state.servers, reverted, state.serverConfig).filter(
+            (s) => !only.has(name(s)),
+          );
+          return afterReloadChain(readd, reapplyRequests(toReapply, after), req, version, after);
         }
         const o = outcomes.get(body);
-        return o ? reapplyChain(reapplyRequests(o.reapply, o.fresh), req, undefined) : undefined;
+        return o
+          ? afterReloadChain(readd, reapplyRequests(o.reapply, o.fresh), req, version, undefined)
+          : undefined;
       },
     });
 
@@ -417,7 +708,29 @@ export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadB
           `then: re-apply ${toReapply.map(name).join(", ")} to the new worker${stateFile ? " (their backends do not load the state file)" : ""}`,
         ]
       : []),
+    ...(runtimeOnly.length > 0
+      ? [
+          `only in HAProxy's memory, not in the configuration (a reload drops ${runtimeOnly.length === 1 ? "it" : "them"}):`,
+          ...runtimeOnly.map((r) =>
+            r.lost.length > 0
+              ? `  ${name(r)}  left out: hapops cannot add it again as it is (${r.lost.join("; ")})`
+              : `  ${describeReadd(r)}  -> re-added on the new worker`,
+          ),
+        ]
+      : []),
   ];
+  const runtimeOnlyJson = runtimeOnly.map((r) => ({
+    backend: r.backend,
+    server: r.server,
+    address: r.address,
+    port: r.port ?? null,
+    admin: r.admin,
+    weight: r.weight,
+    keywords: r.keywords.map(([k, v]) => (v === undefined ? k : `${k} ${v}`)),
+    health: r.health,
+    lost: r.lost,
+    readd: r.lost.length === 0,
+  }));
   const capturedJson = captured.map((c) => ({
     backend: c.backend,
     server: c.server,
@@ -429,10 +742,10 @@ export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadB
     version: 1,
     op: "reload",
     target: req.settings.targetText,
-    level: toReapply.length > 0 ? "admin" : "user",
+    level: toReapply.length > 0 || readd.length > 0 ? "admin" : "user",
     mutates: true,
     scope: {
-      servers: captured.map(name),
+      servers: [...captured.map(name), ...runtimeOnly.map(name)],
       unnamed: "a reload restarts the whole HAProxy (every server, table, map and certificate)",
     },
     steps,
@@ -444,6 +757,7 @@ export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadB
       configs: state.configs,
       captured: capturedJson,
       stateFile: stateFile?.path ?? null,
+      runtimeOnly: runtimeOnlyJson,
     },
     report: {
       via,
@@ -452,6 +766,7 @@ export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadB
       configs: state.configs,
       captured: capturedJson,
       stateFile: stateFile?.path ?? null,
+      runtimeOnly: runtimeOnlyJson,
     },
     detail: {
       via,
@@ -459,6 +774,7 @@ export function planReload(state: ReloadState, req: ReloadRequest): Plan<ReloadB
       configs: state.configs,
       captured: capturedJson,
       stateFile: stateFile?.path ?? null,
+      runtimeOnly: runtimeOnlyJson,
     },
     body,
   };
@@ -718,6 +1034,22 @@ async function readReload(req: ReloadRequest, sessions: ChangeSessions): Promise
     }
   }
 
+  // Servers in a backend of the configuration that it lacks: a reload drops them.
+  const runtimeOnly = serverConfig
+    ? servers
+        .filter((v) => {
+          const b = serverConfig.backends.get(v.backend);
+          return b !== undefined && !b.servers.some((x) => x.name === v.server);
+        })
+        .map((v) => runtimeOnlyServer(v, v.stat?.row))
+    : [];
+  const start = Number(info["Start_time_sec"]);
+  const files = configs.map((c) => (isAbsolute(c) ? c : join(proc?.cwd ?? process.cwd(), c)));
+  const configChanged = configChangedSince(
+    newestMtimeMs(files),
+    Number.isInteger(start) && start > 0 ? start : undefined,
+  );
+
   return {
     master: path,
     procs,
@@ -729,6 +1061,8 @@ async function readReload(req: ReloadRequest, sessions: ChangeSessions): Promise
     servers: servers.map(toFacts),
     serverConfig,
     stateFileUnsafe,
+    runtimeOnly,
+    configChanged,
   };
 }
 
@@ -747,7 +1081,7 @@ export function reloadOperation(req: ReloadRequest): Operation<ReloadState, Relo
       const cmp = compareAfterReload(body.captured, o.fresh);
       const old = await finishing(cli);
       const previous = body.via === "master" ? body.previousWorkers : [body.socketPid ?? 0];
-      const list = (cs: readonly Captured[]) => cs.map(name);
+      const list = (cs: readonly { backend: string; server: string }[]) => cs.map(name);
       const summary = [
         `reloaded: worker ${previous.join(", ")} -> ${o.newWorker}`,
         ...(o.saved
@@ -763,6 +1097,16 @@ export function reloadOperation(req: ReloadRequest): Operation<ReloadState, Relo
           : []),
         ...(cmp.gone.length > 0
           ? [`gone from the new configuration (nothing to carry): ${list(cmp.gone).join(", ")}`]
+          : []),
+        ...(body.readd.length > 0
+          ? [
+              `only in HAProxy's memory before the reload: ${list(body.readd).join(", ")} (re-added next)`,
+            ]
+          : []),
+        ...(body.leftOut.length > 0
+          ? [
+              `left out (--force): ${body.leftOut.map((r) => `${name(r)} (${r.lost.join("; ")})`).join(", ")}; the new worker does not have ${body.leftOut.length === 1 ? "it" : "them"}`,
+            ]
           : []),
         ...(cmp.configWeight.length > 0
           ? [
@@ -786,6 +1130,8 @@ export function reloadOperation(req: ReloadRequest): Operation<ReloadState, Relo
           carried: list(cmp.carried),
           reapply: list(cmp.lost),
           gone: list(cmp.gone),
+          readd: list(body.readd),
+          leftOut: list(body.leftOut),
           startupLogs: o.logs,
         },
       };

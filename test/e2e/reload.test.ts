@@ -1,9 +1,17 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:http";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startHttpBackend, type HttpBackend } from "../../src/sandbox/backends.js";
 import { startLab, type BackendSpec, type Lab } from "../../src/sandbox/lab.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { hapops, json, type CliResult } from "../helpers/cli.js";
@@ -87,6 +95,19 @@ function get(lab: Lab, path: string): Promise<number> {
     request({ host: "127.0.0.1", port: lab.httpPort, path, agent: false }, (res) => {
       res.resume();
       res.on("end", () => resolve(res.statusCode ?? 0));
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
+/** A GET through HAProxy; resolves with the body (the backend's name). */
+function getBody(lab: Lab, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request({ host: "127.0.0.1", port: lab.httpPort, path, agent: false }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve(body));
     })
       .on("error", reject)
       .end();
@@ -267,6 +288,151 @@ describe.each(versions)("HAProxy $version", ({ version, bin }) => {
       expect(human.stdout).toMatch(/be_app\/app3 {2}DRAIN \(config READY\)/);
       expect(human.stdout).toMatch(/would send \(1 line\):\n {2}reload/);
     });
+    describe("servers only in HAProxy's memory (add server)", () => {
+      let app9: HttpBackend;
+      let hapopsConfig: string;
+      beforeAll(async () => {
+        app9 = await startHttpBackend("dyn-app9");
+        // drift reads haproxy.cfg from the config (the reload reads the master's -f).
+        hapopsConfig = join(dir, "hapops-dynamic.yaml");
+        writeFileSync(
+          hapopsConfig,
+          `audit:\n  path: ${join(dir, "audit-dynamic.jsonl")}\nhaproxyConfig: ${lab.configPath}\n`,
+        );
+      });
+      afterAll(() => app9?.close());
+      // Whatever a test left, the next starts without the dynamic servers.
+      afterEach(async () => {
+        for (const srv of ["app9", "app10"]) {
+          const present = await master(lab.sockets.master!, `@1 show servers state be_app`);
+          if (!new RegExp(` ${srv} `).test(present)) continue;
+          await run(["maint", `be_app/${srv}`, "--force"]);
+          await run(["raw", `del server be_app/${srv}`]);
+        }
+      });
+      const runD = (args: readonly string[]) =>
+        hapops(["-s", lab.sockets.admin, "--master", lab.sockets.master!, ...args], {
+          timeoutMs: 60_000,
+          env: { HAPOPS_CONFIG: hapopsConfig },
+        });
+      /** A reload first, so that the worker is younger than haproxy.cfg (tests rewrite it). */
+      const settle = async () => expect((await run(["reload"])).code).toBe(0);
+      const addApp9 = async () => {
+        const add = await run([
+          "raw",
+          `add server be_app/app9 127.0.0.1:${app9.port} check inter 500ms rise 1 fall 2 weight 30 maxconn 20`,
+        ]);
+        expect(add.code, add.stdout + add.stderr).toBe(0);
+        expect((await run(["raw", "enable health be_app/app9"])).code).toBe(0);
+        expect((await run(["ready", "be_app/app9"])).code).toBe(0);
+      };
+      const bodies = async (n: number) => {
+        const seen = new Set<string>();
+        for (let i = 0; i < n; i++) seen.add((await getBody(lab, "/")).trim());
+        return seen;
+      };
+
+      it("drift shows it as existing only at runtime; hapops reload adds it again on the new worker, which sends it traffic", async () => {
+        await settle();
+        await addApp9();
+        await waitUntil(async () => ((await bodies(20)).has("dyn-app9") ? true : undefined), {
+          what: "app9 to take requests before the reload",
+          timeoutMs: 20_000,
+        });
+
+        const d = await runD(["drift", "--json"]);
+        expect(d.code, d.stdout + d.stderr).toBe(1);
+        const obj = json<{
+          objects: { object: string; reload: string; details: Record<string, unknown> }[];
+        }>(d).objects.find((o) => o.object === "be_app/app9");
+        expect(obj?.reload).toBe(
+          `drop it: it exists only at runtime (added with add server); add it to ${lab.configPath} or run hapops reload, which re-adds it`,
+        );
+        expect(obj?.details["runtimeOnly"]).toMatchObject({
+          addedAtRuntime: true,
+          port: app9.port,
+          keywords: ["weight 30", "maxconn 20", "check", "rise 1", "fall 2"],
+          lost: [],
+        });
+
+        const dry = await run(["reload", "--dry-run"]);
+        expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+        expect(dry.stdout).toContain(
+          `be_app/app9  127.0.0.1:${app9.port} weight 30 maxconn 20 check rise 1 fall 2, health check on, READY  -> re-added on the new worker`,
+        );
+        expect(dry.stdout).toContain(
+          `add server be_app/app9 127.0.0.1:${app9.port} weight 30 maxconn 20 check rise 1 fall 2`,
+        );
+
+        const before = await procs();
+        const r = await run(["reload", "--json"]);
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        const report = json<ReloadReport & { readded?: string[] }>(r);
+        expect(report.outcome).toBe("ok");
+        expect(report.sent).toEqual([
+          "reload",
+          `add server be_app/app9 127.0.0.1:${app9.port} weight 30 maxconn 20 check rise 1 fall 2`,
+          "enable health be_app/app9",
+          "set server be_app/app9 state ready",
+        ]);
+        expect(report.readded).toEqual(["be_app/app9"]);
+        expect(before.workers).not.toContain(report.newWorker);
+        // Read back from the new worker itself, through the master: READY, weight 30.
+        const state = await workerServers(lab.sockets.master!, report.newWorker);
+        expect(state.get("be_app/app9")).toEqual({ admin: 0, weight: 30 });
+        // And the new worker sends it requests once its check passes.
+        await waitUntil(async () => ((await bodies(20)).has("dyn-app9") ? true : undefined), {
+          what: "app9 to take requests after the reload",
+          timeoutMs: 20_000,
+        });
+        const human = await run(["drift"]);
+        expect(human.stdout).not.toContain("be_app/app9");
+      });
+
+      it("when haproxy.cfg changed since HAProxy loaded it, refuses (it may have been taken out on purpose); --force re-adds it", async () => {
+        await settle();
+        await addApp9();
+        // Edited after the worker started: app9 may have been removed from it on purpose.
+        const later = new Date(Date.now() + 5000);
+        utimesSync(lab.configPath, later, later);
+        const before = await procs();
+        for (const args of [["reload"], ["reload", "--dry-run"]]) {
+          const r = await run(args);
+          expect(r.code, r.stdout + r.stderr).toBe(3);
+          expect(r.stderr).toMatch(
+            /refusing to reload: be_app\/app9 is in HAProxy's memory but not in .*haproxy\.cfg, which changed since HAProxy loaded it/,
+          );
+          expect(r.stderr).toMatch(/pass --force to reload and re-add it/);
+          expect(r.stderr).toMatch(/hapops server del be_app\/app9/);
+        }
+        expect((await procs()).workers).toEqual(before.workers);
+        const r = await run(["reload", "--force", "--json"]);
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        const report = json<ReloadReport>(r);
+        const state = await workerServers(lab.sockets.master!, report.newWorker);
+        expect(state.get("be_app/app9")).toEqual({ admin: 0, weight: 30 });
+      });
+
+      it("a server with TLS it cannot read back is refused (exit 3); with --force the reload leaves it out and says so", async () => {
+        await settle();
+        const add = await run([
+          "raw",
+          `add server be_app/app10 127.0.0.1:${app9.port} ssl verify none weight 5`,
+        ]);
+        expect(add.code, add.stdout + add.stderr).toBe(0);
+        const r = await run(["reload"]);
+        expect(r.code, r.stdout + r.stderr).toBe(3);
+        expect(r.stderr).toContain(
+          "a reload drops be_app/app10, which exists only in HAProxy's memory, and hapops cannot add it again as it was (be_app/app10: ssl (its verify, ca-file, sni and other TLS settings are not shown at runtime))",
+        );
+        const forced = await run(["reload", "--force"]);
+        expect(forced.code, forced.stdout + forced.stderr).toBe(0);
+        expect(forced.stdout).toMatch(/left out \(--force\): be_app\/app10 \(ssl/);
+        const pid = Number(json<Record<string, string>>(await run(["info", "--json"]))["Pid"]);
+        expect((await workerServers(lab.sockets.master!, pid)).has("be_app/app10")).toBe(false);
+      });
+    });
+
     // Last: after a failed reload 3.2 and later list the serving worker under "old workers".
     it("a reload HAProxy cannot load (a port taken) exits 1 in HAProxy's words; the old worker keeps serving", async () => {
       const blocker = createServer();

@@ -15,13 +15,16 @@ import {
   captureRuntimeState,
   compareAfterReload,
   planReload,
+  readdCommands,
   reapplyRequests,
+  runtimeOnlyGuards,
   stateFileOf,
   type Captured,
   type ReloadBody,
   type ReloadRequest,
   type ReloadState,
 } from "../../src/ops/reload.js";
+import type { RuntimeOnlyServer } from "../../src/ops/drift.js";
 import { plainPaint } from "../../src/ops/servers.js";
 import { parseServerConfig } from "../../src/parse/haproxy-cfg.js";
 import { parseShowProc } from "../../src/parse/proc.js";
@@ -391,5 +394,158 @@ describe("onWorker", () => {
     for (const pid of [0, -1, 1.5, 2 ** 31])
       thrown(ValidationError, () => onWorker({ pid }, showInfo()));
     thrown(ValidationError, () => onWorker({ pid: 1 }, onWorker({ pid: 2 }, showInfo())));
+  });
+});
+
+describe("servers only in HAProxy's memory (added with add server)", () => {
+  /** As runtimeOnlyServer reads one back (test/unit/drift.test.ts covers the reading). */
+  function only(server: string, over: Partial<RuntimeOnlyServer> = {}): RuntimeOnlyServer {
+    return {
+      backend: "be_app",
+      server,
+      address: "10.0.1.9",
+      port: 8080,
+      admin: "READY",
+      weight: 30,
+      initialWeight: 30,
+      keywords: [["weight", "30"], ["check"], ["rise", "2"], ["fall", "3"]],
+      health: true,
+      lost: [],
+      ...over,
+    };
+  }
+  const app9 = only("app9");
+  const ssl = only("app10", {
+    keywords: [["weight", "5"]],
+    health: false,
+    lost: ["ssl (its verify, ca-file, sni and other TLS settings are not shown at runtime)"],
+  });
+  const withApp9 = [...SERVERS, fact("be_app", "app9", { weight: 30, initialWeight: 30 })];
+
+  it("re-adds one with add server, then enables its check, its admin state and weight", () => {
+    expect(readdCommands([app9], { major: 2, minor: 6 }).map((c) => c.line)).toEqual([
+      "add server be_app/app9 10.0.1.9:8080 weight 30 check rise 2 fall 3",
+      "enable health be_app/app9",
+      "set server be_app/app9 state ready",
+    ]);
+    const drained = only("app9", { admin: "DRAIN", weight: 12, health: false });
+    expect(readdCommands([drained], { major: 3, minor: 2 }).map((c) => c.line)).toEqual([
+      "add server be_app/app9 10.0.1.9:8080 weight 30 check rise 2 fall 3",
+      "set server be_app/app9 state drain",
+      "set server be_app/app9 weight 12",
+    ]);
+    // Added in MAINT, as HAProxy creates it: nothing after add server.
+    const maint = only("app9", { admin: "MAINT", health: false, keywords: [["weight", "30"]] });
+    expect(readdCommands([maint], undefined).map((c) => c.line)).toEqual([
+      "add server be_app/app9 10.0.1.9:8080 weight 30",
+    ]);
+    // IPv6 is written so that HAProxy does not take its last group for the port.
+    const v6 = only("app9", { address: "2001:db8::9", health: false, keywords: [] });
+    expect(readdCommands([v6], undefined)[0]?.line).toBe(
+      "add server be_app/app9 ipv6@2001:db8::9:8080",
+    );
+  });
+
+  it("turns experimental mode on first before 2.6 (add server needs it on 2.4 and 2.5)", () => {
+    expect(readdCommands([app9], { major: 2, minor: 4 }).map((c) => c.line)[0]).toBe(
+      "experimental-mode on",
+    );
+    expect(readdCommands([], { major: 2, minor: 4 })).toEqual([]);
+  });
+
+  it("needs no guard when the configuration did not change since HAProxy loaded it", () => {
+    expect(
+      runtimeOnlyGuards(
+        [app9],
+        { configs: ["/etc/haproxy/haproxy.cfg"], configChanged: false },
+        {},
+      ),
+    ).toEqual([]);
+  });
+
+  it("refuses when the configuration changed since (taken out on purpose?); --force re-adds", () => {
+    const [g] = runtimeOnlyGuards(
+      [app9],
+      { configs: ["/etc/haproxy/haproxy.cfg"], configChanged: true },
+      {},
+    );
+    expect(g).toMatchObject({ name: "runtime-only", ok: false, forced: false });
+    expect(g?.error?.exitCode).toBe(ExitCode.guard);
+    expect(g?.error?.message).toBe(
+      "refusing to reload: be_app/app9 is in HAProxy's memory but not in /etc/haproxy/haproxy.cfg, which changed since HAProxy loaded it: hapops cannot tell a server added at runtime (add server) from one taken out of the configuration on purpose. If it was added at runtime, add it to /etc/haproxy/haproxy.cfg, or pass --force to reload and re-add it; if it was taken out on purpose, remove it first (hapops server del be_app/app9), then reload. Nothing was sent",
+    );
+    const [forced] = runtimeOnlyGuards(
+      [app9],
+      { configs: ["/etc/haproxy/haproxy.cfg"], configChanged: undefined },
+      { force: true },
+    );
+    expect(forced).toMatchObject({ ok: false, forced: true });
+    expect(forced?.reason).toMatch(/; re-adding it$/);
+  });
+
+  it("refuses one it cannot add again as it was (ssl); --force leaves it out", () => {
+    const guards = runtimeOnlyGuards(
+      [app9, ssl],
+      { configs: ["/etc/haproxy/haproxy.cfg"], configChanged: false },
+      {},
+    );
+    expect(guards.map((g) => g.name)).toEqual(["runtime-only settings"]);
+    expect(guards[0]?.error?.message).toBe(
+      "refusing to reload: a reload drops be_app/app10, which exists only in HAProxy's memory, and hapops cannot add it again as it was (be_app/app10: ssl (its verify, ca-file, sni and other TLS settings are not shown at runtime)). Add it to /etc/haproxy/haproxy.cfg first, or pass --force to reload without it (not re-added). Nothing was sent",
+    );
+    const forced = runtimeOnlyGuards(
+      [app9, ssl],
+      { configs: ["/etc/haproxy/haproxy.cfg"], configChanged: false },
+      { force: true },
+    );
+    expect(forced[0]?.reason).toMatch(/; left out$/);
+    expect(forced[0]?.forced).toBe(true);
+  });
+
+  it("plans the reload with the re-add: admin level, in scope, not captured, described, and a dry run plans the add server lines", () => {
+    const plan = planReload(
+      state({ servers: withApp9, runtimeOnly: [app9], configChanged: false }),
+      request(),
+    );
+    expect(refusals(plan)).toEqual([]);
+    expect(plan.level).toBe("admin");
+    expect(plan.scope.servers).toContain("be_app/app9");
+    expect(names(plan.body.captured)).not.toContain("be_app/app9");
+    expect(plan.body.readd).toEqual([app9]);
+    expect(plan.describe).toContain(
+      "  be_app/app9  10.0.1.9:8080 weight 30 check rise 2 fall 3, health check on, READY  -> re-added on the new worker",
+    );
+    const follow = plan.steps.find((s) => s.kind === "replan");
+    expect(follow?.kind === "replan" && follow.ops).toContain("server add");
+    const next = follow?.kind === "replan" ? follow.next(true) : undefined;
+    expect(next?.op).toBe("server add");
+    const readd = next!.plan(withApp9.filter((f) => f.server !== "app9")) as Plan<{
+      servers: readonly RuntimeOnlyServer[];
+    }>;
+    const send = readd.steps[0];
+    expect(send?.kind === "send" ? send.commands.map((c) => c.line) : []).toEqual([
+      "add server be_app/app9 10.0.1.9:8080 weight 30 check rise 2 fall 3",
+      "enable health be_app/app9",
+      "set server be_app/app9 state ready",
+    ]);
+    // The configuration has it on the new worker: nothing to send.
+    const present = next!.plan(withApp9);
+    expect(present.steps.filter((s) => s.kind === "send")).toEqual([]);
+    expect(present.describe).toContain(
+      "  be_app/app9  already there (the configuration has it now; nothing sent)",
+    );
+  });
+
+  it("with --force leaves out the one it cannot re-add, and re-adds the others", () => {
+    const plan = planReload(
+      state({ servers: withApp9, runtimeOnly: [app9, ssl], configChanged: false }),
+      request({ force: true }),
+    );
+    expect(refusals(plan)).toEqual([]);
+    expect(plan.body.readd.map((r) => r.server)).toEqual(["app9"]);
+    expect(plan.body.leftOut.map((r) => r.server)).toEqual(["app10"]);
+    expect(plan.describe.join("\n")).toContain(
+      "  be_app/app10  left out: hapops cannot add it again as it is (ssl",
+    );
   });
 });

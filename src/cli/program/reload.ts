@@ -6,6 +6,7 @@ interface ReloadFlags {
   systemd?: string | boolean;
   dryRun?: boolean;
   reason?: string;
+  force?: boolean;
 }
 
 /** How long a reload waits for a new worker unless --timeout says otherwise. */
@@ -23,12 +24,17 @@ export function registerReloadCommands(program: Command): void {
       "reload with systemctl reload <unit> (default haproxy) instead of the master CLI",
     )
     .option("-n, --dry-run", "check the config and show the plan; reload nothing")
+    .option(
+      "--force",
+      "reload although servers only in HAProxy's memory may have been taken out of the config on purpose (re-added) or cannot be added again as they are (left out); recorded",
+    )
     .option("--reason <text>", "why (recorded in the audit log)")
     .addHelpText(
       "after",
       `
-Waits up to --timeout (default ${DEFAULT_RELOAD_WAIT} here) for the new worker. Policy operation: reload,
-plus drain/maint/ready/weight for what it re-applies.
+Waits up to --timeout (default ${DEFAULT_RELOAD_WAIT} here) for the new worker. A server only in
+HAProxy's memory (added with add server, not in haproxy.cfg) is added again on the new worker.
+Policy operation: reload, plus drain/maint/ready/weight and server add for what it re-applies.
 
 Examples:
   $ hapops reload --dry-run
@@ -39,7 +45,7 @@ Examples:
     .action((flags: ReloadFlags, cmd: Command) =>
       runEngineCommand(
         cmd,
-        { op: "reload", dryRun: flags.dryRun, reason: flags.reason },
+        { op: "reload", dryRun: flags.dryRun, reason: flags.reason, force: flags.force },
         async (s, run) => {
           const [{ reloadOperation }, { parseDuration }, { validateUnit }] = await Promise.all([
             import("../../ops/reload.js"),
@@ -56,6 +62,7 @@ Examples:
             timeoutMs: parseDuration(timeout ?? DEFAULT_RELOAD_WAIT, "--timeout"),
             paint: paintFor(s),
             files: run.files,
+            force: flags.force ?? false,
           });
         },
       ),
