@@ -317,4 +317,36 @@ describe("drift and state save on a real HAProxy", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^runtime only: a reload undoes this unless haproxy\.cfg/m);
   });
+
+  it("lists a server added with add server (not in haproxy.cfg) as existing only at runtime, with what can be read back of it", async () => {
+    const add = await run(["raw", "add server be_app/app9 127.0.0.1:9 weight 30 maxconn 7 check"]);
+    expect(add.code, add.stdout + add.stderr).toBe(0);
+    try {
+      const { r, report } = await drift();
+      expect(r.code).toBe(1);
+      const app9 = report.objects.find((o) => o.object === "be_app/app9");
+      expect(app9).toMatchObject({
+        kind: "server",
+        status: "drift",
+        // A dynamic server starts in maintenance (measured on 2.6 to 3.4).
+        runtime: "MAINT, weight 30",
+        disk: `not in ${lab().configPath}`,
+        reload: `drop it: it exists only at runtime (added with add server); add it to ${lab().configPath} or run hapops reload, which re-adds it`,
+      });
+      expect(app9?.details["runtimeOnly"]).toEqual({
+        addedAtRuntime: true,
+        address: "127.0.0.1",
+        port: 9,
+        keywords: ["weight 30", "maxconn 7", "check"],
+        lost: [],
+      });
+      const human = await run(["drift"]);
+      expect(human.code).toBe(1);
+      expect(human.stdout).toMatch(
+        /^server +be_app\/app9 +MAINT, weight 30 +not in \S+haproxy\.cfg +drop it: it exists only at runtime \(added with add server\)/m,
+      );
+    } finally {
+      expect((await run(["raw", "del server be_app/app9"])).code).toBe(0);
+    }
+  });
 });
