@@ -32,12 +32,17 @@ const wanted = [
 ].filter(([cmd]) => !have(cmd));
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 const debian = existsSync("/etc/debian_version");
-// Only the Ansible module's tests need ansible-core (they skip, saying so, without it): installed
-// as root on Debian, never a reason to stop the demo or the tests of someone who is not root.
-const optional = [["ansible-playbook", "ansible-core"]].filter(([cmd]) => !have(cmd));
+// Only some tests need these (they skip, saying so, without them): ansible-core for the Ansible
+// module's, zsh and fish for the shell completion's. Installed as root on Debian, never a reason
+// to stop the demo or the tests of someone who is not root.
+const optional = [
+  ["ansible-playbook", "ansible-core"],
+  ["zsh", "zsh"],
+  ["fish", "fish"],
+].filter(([cmd]) => !have(cmd));
 if (optional.length > 0 && !(isRoot && debian))
   say(
-    `not installed: ${optional.map(([, p]) => p).join(", ")} (the Ansible module's tests will skip)`,
+    `not installed: ${optional.map(([, p]) => p).join(", ")} (the tests that need them will skip)`,
   );
 if (isRoot && debian) wanted.push(...optional);
 if (wanted.length > 0) {

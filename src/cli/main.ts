@@ -5,6 +5,7 @@ import { registerAdminCommands } from "./program/admin.js";
 import { registerCertCommands } from "./program/certs.js";
 import { registerChangeCommands } from "./program/change.js";
 import { registerCheckCommands } from "./program/checks.js";
+import { registerCompletionCommands } from "./program/completion.js";
 import { registerLifecycleCommands } from "./program/lifecycle.js";
 import { registerMapCommands } from "./program/maps.js";
 import { registerOpsCommands } from "./program/ops.js";
@@ -100,6 +101,7 @@ export function buildProgram(json = false): Command {
   registerOpsCommands(program, (argv) => main(argv));
   registerAdminCommands(program);
   registerStateCommands(program);
+  registerCompletionCommands(program);
   return program;
 }
 
