@@ -107,7 +107,10 @@ export interface KillServer {
   readonly admin: Admin;
   /** `scur` from `show stat`, when known. */
   readonly scur: number | undefined;
-  /** Its streams in `show sess`, by id (at most MAX_TRACKED over the whole plan). */
+  /**
+   * Its streams in `show sess`, by id and client (an id is a pointer, which a new stream can
+   * reuse once one ended); at most MAX_TRACKED over the whole plan.
+   */
   readonly streams: readonly string[];
   /** How many of its streams `show sess` listed (all of them, tracked or not). */
   readonly streamCount: number;
@@ -200,8 +203,8 @@ export function planKill(req: KillRequest, state: KillState): Plan<KillBody> {
 }
 
 /**
- * Streams of the given servers in `show sess`, read line by line: only the ids of those
- * servers are kept (and counted), whatever the size of the answer.
+ * Streams of the given servers in `show sess`, read line by line: only those servers' streams
+ * are kept (as `<id> <client>`) and counted, whatever the size of the answer.
  */
 export async function streamsOf(
   session: RuntimeSession,
@@ -218,7 +221,7 @@ export async function streamsOf(
     if (!entry) return;
     entry.count++;
     if (tracked < max) {
-      entry.ids.push(s.id);
+      entry.ids.push(`${s.id} ${s.client?.address ?? "-"}:${s.client?.port ?? "-"}`);
       tracked++;
     }
   });
