@@ -584,8 +584,10 @@ export async function readServerHolds(
 export interface CheckResult {
   /** `check_status` ("L7OK", "L4CON", "INI"...); "" when it has no check. */
   readonly status: string;
-  /** `check_desc` ("Layer7 check passed", "Connection refused"...). */
+  /** `check_desc` ("Layer7 check passed", "Layer4 connection problem"...). */
   readonly desc: string;
+  /** `last_chk`, what the check last saw ("Connection refused", "HTTP status check returned code <503>"...). */
+  readonly detail: string;
   /** The last check passed (L4OK, L6OK, L7OK, L7OKC, PROCOK). */
   readonly passed: boolean;
   /** `status` as printed ("MAINT", "UP", "DOWN 1/2"...). */
@@ -610,6 +612,7 @@ export async function readCheckResults(
       out.set(key, {
         status: e.checkStatus,
         desc: e.checkDesc,
+        detail: e.row["last_chk"] ?? "",
         passed: CHECK_PASSED.test(e.checkStatus),
         state: e.status,
         present: true,
@@ -618,6 +621,6 @@ export async function readCheckResults(
   await Promise.all(backends.map((b) => session.stream(showStat(b), (l) => parser.line(l))));
   for (const key of wanted)
     if (!out.has(key))
-      out.set(key, { status: "", desc: "", passed: false, state: "", present: false });
+      out.set(key, { status: "", desc: "", detail: "", passed: false, state: "", present: false });
   return out;
 }

@@ -524,6 +524,12 @@ interface Waiter {
   /** What is left, for messages ("be/s has 2 sessions"). */
   describe(remaining: ReadonlyMap<string, number>): string;
   readonly unit: string;
+  /**
+   * Servers HAProxy says will never be removable as they are ("Failed." to wait srv-removable),
+   * with its words: the wait ends for them, and `del server` then says why (and its plan can
+   * put the server back).
+   */
+  readonly failed?: ReadonlyMap<string, string>;
 }
 
 function holdCount(h: ServerHold): number {
@@ -566,7 +572,8 @@ function waiter(ctx: EngineContext, sessions: ChangeSessions, s: WaitStepOf): Wa
             const c = last.get(k);
             if (!c?.present) return `${k} is gone`;
             if (c.status === "" || c.status === "INI") return `${k} has no check result yet`;
-            return `the check of ${k} fails: ${c.status}${c.desc ? ` (${c.desc})` : ""}`;
+            const why = [c.desc, c.detail].filter(Boolean).join(": ");
+            return `the check of ${k} fails: ${c.status}${why ? ` (${why})` : ""}`;
           })
           .join(", ") || "every check passed",
       unit: "check",
@@ -591,24 +598,22 @@ function waiter(ctx: EngineContext, sessions: ChangeSessions, s: WaitStepOf): Wa
   // 3.0+: HAProxy itself says when `del server` would work ("Done."), or that it never will
   // ("Failed.", with the reason from 3.4 on; src/cli.c cli_release_wait()).
   const chunk = Math.max(100, Math.min(s.pollMs, SRV_REMOVABLE_CHUNK_MS));
+  const failed = new Map<string, string>();
   return {
     poll: async () => {
       const out = new Map<string, number>();
       const pending: { backend: string; server: string }[] = [];
       for (const t of targets) {
-        const cmd = waitSrvRemovable(chunk, t.backend, t.server);
+        const key = serverName(t);
+        out.set(key, 0);
+        if (failed.has(key)) continue;
         try {
-          await sessions.write.run(cmd);
-          out.set(serverName(t), 0);
+          await sessions.write.run(waitSrvRemovable(chunk, t.backend, t.server));
         } catch (e) {
           if (!(e instanceof HaproxyError)) throw e;
           if (/^Wait delay expired/.test(e.haproxyMessage)) pending.push(t);
-          else
-            throw new HaproxyError(
-              cmd.line,
-              e.haproxyMessage,
-              `HAProxy says ${serverName(t)} can never be deleted as it is: "${e.haproxyMessage}" — it is not in maintenance any more, it is gone, or something in haproxy.cfg points at it (a track, use-server); nothing was deleted`,
-            );
+          // Not in maintenance, gone, or pointed at by the configuration: no wait changes it.
+          else failed.set(key, e.haproxyMessage);
         }
       }
       if (pending.length > 0) {
@@ -624,6 +629,7 @@ function waiter(ctx: EngineContext, sessions: ChangeSessions, s: WaitStepOf): Wa
     intervalMs: 0,
     describe,
     unit: "connection",
+    failed,
   };
 }
 
@@ -737,6 +743,7 @@ async function waitStep(
     elapsedMs: result.elapsedMs,
     remaining: Object.fromEntries(result.remaining),
     ...(cut ? { cut: { afterMs: cut.afterMs, sent: cut.lines } } : {}),
+    ...(w.failed && w.failed.size > 0 ? { failed: Object.fromEntries(w.failed) } : {}),
   };
   if (!result.drained) {
     const label =
@@ -758,6 +765,11 @@ async function waitStep(
     );
   }
   const after = result.waited ? ` after ${formatDuration(result.elapsedMs)}` : "";
+  for (const [k, msg] of w.failed ?? [])
+    ctx.ui.line(
+      `not removable: HAProxy answered "${msg}" to wait srv-removable ${k}: it cannot be deleted as it is (del server says why)`,
+    );
+  if (w.failed && w.failed.size === s.servers.length) return;
   ctx.ui.line(
     s.until === "drained"
       ? result.waited
