@@ -1,10 +1,18 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:http";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startHttpBackend, type HttpBackend } from "../../src/sandbox/backends.js";
 import { startLab, type Lab } from "../../src/sandbox/lab.js";
 import { findTool } from "../../src/util/tools.js";
@@ -106,6 +114,7 @@ describe.each(versions)("HAProxy $version ($bin)", ({ version, bin, tls }) => {
       haproxyBin: bin,
       tls,
       serverStateFile: false,
+      tcpSocket: true,
       backends: [
         {
           name: "be_app",
@@ -492,6 +501,53 @@ describe.each(versions)("HAProxy $version ($bin)", ({ version, bin, tls }) => {
         "del server be_app/ag1",
       ]);
       expect((await servers("be_app")).has("ag1")).toBe(false);
+    },
+  );
+
+  it.runIf(process.getuid?.() === 0 && bin === suiteBin)(
+    "policy: each command is its own operation, on the server's scope, and cutting sessions is sessions kill",
+    async () => {
+      // Policy binds non-root users: run as nobody (group nogroup), over the lab's TCP socket.
+      const pdir = mkdtempSync(join(inject("runDir"), "lifecycle-policy-"));
+      chmodSync(pdir, 0o755);
+      const auditDir = join(pdir, "audit");
+      mkdirSync(auditDir);
+      chownSync(auditDir, 65534, 65534);
+      const cfg = join(pdir, "hapops.yaml");
+      writeFileSync(
+        cfg,
+        [
+          `socket: ${lab.sockets.tcp}`,
+          "audit:",
+          `  path: ${join(auditDir, "audit.jsonl")}`,
+          "policy:",
+          "  groups:",
+          '    nogroup: { allow: [read, drain, "server del"], scope: { servers: ["be_app/*"] } }',
+          "",
+        ].join("\n"),
+        { mode: 0o644 },
+      );
+      const asNobody = (args: string[]) =>
+        hapops([...args, "--json"], { env: { HAPOPS_CONFIG: cfg }, uid: 65534, gid: 65534 });
+      const before = await state();
+      for (const [args, why] of [
+        [["drain", "be_app/app1", "--kill-after", "1s"], /sessions kill/],
+        [["server", "del", "be_app/app2", "--kill-after", "1s", "-n"], /sessions kill/],
+        [["server", "add", "be_app/p1", "127.0.0.1:9"], /server add/],
+        [["server", "set-addr", "be_app/app1", "127.0.0.1:9"], /server set-addr/],
+        [["server", "del", "be_one/solo", "-n"], /be_app\/\*.*be_one\/solo/],
+      ] as const) {
+        const r = await asNobody([...args]);
+        expect(r.code, `${args.join(" ")}: ${r.stdout}${r.stderr}`).toBe(3);
+        const report = json<{ sent: string[]; error: { code: string; message: string } }>(r);
+        expect(report.error.code).toBe("POLICY");
+        expect(report.error.message).toMatch(why);
+        expect(report.sent).toEqual([]);
+      }
+      expect(await state()).toBe(before);
+      // What the rule allows goes through: a dry run of server del, a drain without a cut.
+      const ok = await asNobody(["server", "del", "be_app/app2", "--wait", "-n"]);
+      expect(ok.code, ok.stdout + ok.stderr).toBe(0);
     },
   );
 
