@@ -143,7 +143,7 @@ function unknownServer(ref: ServerRef, servers: readonly { server: string }[]): 
 }
 
 const NOT_KEPT = (ref: ServerRef) =>
-  `runtime only: a reload drops ${refText(ref)} unless haproxy.cfg has it (neither a reload nor the server-state file keeps a server added at runtime): add it there too`;
+  `runtime only: a reload drops ${refText(ref)} unless haproxy.cfg has it (the server-state file does not keep a server added at runtime; hapops reload adds it back): add it there too`;
 
 // ---------------------------------------------------------------------------------------------
 // server add
