@@ -197,13 +197,17 @@ export function explainAddRefusal(line: string, message: string, ref: ServerRef)
       ? `servers can be added at runtime only to a backend with a dynamic balance algorithm (roundrobin, leastconn, first, random, or a hash with hash-type consistent); ${ref.backend} uses a static one (static-rr, or a hash with the default map-based hash-type): change balance in haproxy.cfg and reload, then add the server`
       : /^Already exists a server/.test(message)
         ? `${refText(ref)} exists now (added since hapops read the state?); pick another name, or move it with hapops server set-addr`
-        : /unknown keyword|is not accepted for dynamic server/.test(message)
-          ? "this HAProxy does not take that keyword for a server added at runtime; leave it out, or put the server in haproxy.cfg"
-          : /restricted to experimental mode/.test(message)
-            ? "this HAProxy wants experimental-mode on first (before 2.6); hapops could not tell the version"
-            : /^No such backend/.test(message)
-              ? `backend ${ref.backend} is gone since hapops read it (a reload?); run hapops servers and try again`
-              : `see "add server" in HAProxy's management.txt (section 9.3)`;
+        : /for tracking as it is a dynamic server/.test(message)
+          ? "a server added at runtime can only track one from haproxy.cfg (management.txt, add server)"
+          : /for tracking as it does not have any check/.test(message)
+            ? "the tracked server needs a health or agent check enabled (hapops health enable)"
+            : /unknown keyword|is not accepted for dynamic server/.test(message)
+              ? "this HAProxy does not take that keyword for a server added at runtime; leave it out, or put the server in haproxy.cfg"
+              : /restricted to experimental mode/.test(message)
+                ? "this HAProxy wants experimental-mode on first (before 2.6); hapops could not tell the version"
+                : /^No such backend/.test(message)
+                  ? `backend ${ref.backend} is gone since hapops read it (a reload?); run hapops servers and try again`
+                  : `see "add server" in HAProxy's management.txt (section 9.3)`;
   return new HaproxyError(line, message, `HAProxy refused "${line}": ${message} — ${hint}`);
 }
 
@@ -734,8 +738,11 @@ export function planServerDel(state: DelState, req: ServerDelRequest): Plan<DelB
     },
   );
   const p = req.paint;
+  const inUse = sessions > 0 ? `${sessions} session${sessions === 1 ? "" : "s"}` : "";
   const describe = [
-    `${refText(ref)}  ${maintLines > 0 ? `${p.status(view.admin)} -> ` : ""}${p.status("MAINT")} -> deleted${sessions > 0 ? `  (${sessions} session${sessions === 1 ? "" : "s"})` : ""}`,
+    commands.length === 0
+      ? `${refText(ref)}  ${p.status("MAINT")}  (already in maintenance${inUse ? `, ${inUse}` : ""}; nothing to send before del server)`
+      : `${refText(ref)}  ${maintLines > 0 ? `${p.status(view.admin)} -> ` : ""}${p.status("MAINT")} -> deleted${inUse ? `  (${inUse})` : ""}`,
     ...(agent.enabled
       ? [
           `agent check: disabled first (an agent answering "ready" could take ${refText(ref)} out of maintenance)`,

@@ -332,6 +332,14 @@ describe("server add plans", () => {
       expect(e.message).toMatch(/change balance in haproxy\.cfg and reload/);
       expect(e.exitCode).toBe(ExitCode.refusedOrUnverified);
     }
+    // Measured on 2.6: tracking a server that was itself added at runtime.
+    expect(
+      explainAddRefusal(
+        "add server be_app/tr2 127.0.0.1:80 track be_app/tr1",
+        "unable to use be_app/tr1 for tracking as it is a dynamic server.",
+        { backend: "be_app", server: "tr2" },
+      ).message,
+    ).toMatch(/can only track one from haproxy\.cfg/);
   });
 });
 
@@ -491,7 +499,9 @@ describe("server del plans", () => {
       delRequest({ ref: { backend: "be_app", server: "app3" } }),
     );
     expect(plan.steps.map((s) => s.kind)).toEqual(["wait", "replan"]);
-    expect(plan.describe[0]).toBe("be_app/app3  MAINT -> deleted");
+    expect(plan.describe[0]).toBe(
+      "be_app/app3  MAINT  (already in maintenance; nothing to send before del server)",
+    );
   });
 
   it("names the closest servers for one that does not exist", () => {
