@@ -140,12 +140,14 @@ const HOST_COMMANDS = new Set(["setup", "sandbox"]);
 export async function gate(action: Command): Promise<void> {
   const { isUnderSudo, systemProbe } = await import("../audit/identity.js");
   if (!isUnderSudo(systemProbe(process.env))) return;
-  // A root process an operator can signal must not be able to open a debugger (setup.ts).
+  // A root process an operator can signal must not be able to open a debugger (setup.ts). The
+  // Debian package's /usr/sbin/hapops starts node as setup's wrapper does. The single binary
+  // (a Node 20 SEA) never passes: its execArgv is empty, and nothing can close its debugger.
   const { DEBUGGER_OFF } = await import("../host/setup.js");
   if (!process.execArgv.some((a) => (DEBUGGER_OFF as readonly string[]).includes(a))) {
     const { PolicyError } = await import("../errors.js");
     throw new PolicyError(
-      `under sudo hapops must run through the wrapper hapops setup installs (node started with ${DEBUGGER_OFF.join(" or ")}, so SIGUSR1 cannot open a root debugger); ask an admin to run hapops setup again`,
+      `under sudo hapops must run through the command hapops setup or the Debian package installs (node started with ${DEBUGGER_OFF.join(" or ")}, so SIGUSR1 cannot open a root debugger; the single binary cannot be started so on Node 20); ask an admin to run hapops setup again`,
     );
   }
   const name = action.parent?.parent ? action.parent.name() : action.name();

@@ -130,13 +130,39 @@ export function defaultConfig(socket: string, group: string): string {
  */
 export const DEBUGGER_OFF = ["--disable-sigusr1", "--inspect-port=192.0.2.1:9229"] as const;
 
-function closeDebugger(node: string): string {
+/** Which of DEBUGGER_OFF this node takes (scripts/package.mjs asks it for the package's node). */
+export function closeDebugger(node: string): string {
   try {
     execFileSync(node, [DEBUGGER_OFF[0], "-e", "0"], { stdio: "ignore", env: {} });
     return DEBUGGER_OFF[0];
   } catch {
     return DEBUGGER_OFF[1];
   }
+}
+
+/**
+ * The command operators run through sudo: starts `node` with `debuggerOff` (see DEBUGGER_OFF) on
+ * `program`. The Debian package installs the same one as /usr/sbin/hapops (scripts/package.mjs).
+ */
+export function wrapperScript(
+  node: string,
+  debuggerOff: string,
+  program: string,
+  by = "hapops setup",
+): string {
+  const run = `${node} ${debuggerOff} ${program} "$@"`;
+  // Under sudo only these variables reach node, whatever sudoers keeps: NODE_OPTIONS, LD_* or a
+  // locale could otherwise run code as root before hapops starts.
+  const keep = ["TERM", "NO_COLOR", "COLUMNS", "SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND"];
+  return [
+    "#!/bin/sh",
+    `# Installed by ${by}. Absolute paths: under sudo, PATH must not choose the program.`,
+    'if [ -n "${SUDO_UID+set}" ]; then',
+    `  exec /usr/bin/env -i PATH=${SAFE_PATH} LANG=C.UTF-8 ${keep.map((k) => `\${${k}+"${k}=$${k}"}`).join(" ")} ${run}`,
+    "fi",
+    `exec ${run}`,
+    "",
+  ].join("\n");
 }
 
 function nearestExisting(path: string): string {
@@ -157,6 +183,80 @@ function refuseUnlessRootOnly(path: string, what: string): void {
   }
 }
 
+/** setup's --prefix when none is given (cli/program/admin.ts). */
+const DEFAULT_PREFIX = "/usr/local";
+
+declare const HAPOPS_PACKAGED_COMMAND: string;
+
+/** The command the Debian package installed, when this is the package's build (package.mjs). */
+function packagedCommand(): string | undefined {
+  return typeof HAPOPS_PACKAGED_COMMAND === "string" ? HAPOPS_PACKAGED_COMMAND : undefined;
+}
+
+/**
+ * The launcher this run started from (dist/hapops.cjs, with the program it loads beside it). The
+ * single binary has none: it is refused with the reason, as under sudo (cli/context.ts gate).
+ */
+function bundledScript(): string {
+  let script = "";
+  try {
+    script = process.argv[1] ? realpathSync(process.argv[1]) : "";
+  } catch {
+    // a bare name: the single binary's argv[1] is the name it was called by
+  }
+  if (!script.endsWith(".cjs") || !existsSync(join(dirname(script), "hapops.program.js")))
+    throw new EnvironmentError(
+      `setup installs the bundled program (dist/hapops.cjs, run by Node), not ${process.argv[1] ?? "this"}. ` +
+        "The single binary cannot be made safe under sudo on Node 20 (measured: a SIGUSR1 opens a debugger in it, and it takes no inspector flags): " +
+        "install the Debian package (hapops_*.deb), or run setup from a clone: sudo node dist/hapops.cjs setup",
+    );
+  return script;
+}
+
+/**
+ * The program the build made (scripts/build.mjs: the launcher hapops.cjs, the program it loads
+ * and, when there, its code cache), copied under <prefix>/lib/hapops, and the wrapper that
+ * starts it with the debugger closed at <prefix>/sbin/hapops.
+ */
+function programActions(
+  script: string,
+  prefix: string,
+  node: string,
+  sbin: string,
+  root: boolean,
+): Action[] {
+  const from = dirname(script);
+  if (root) refuseUnlessRootOnly(nearestExisting(prefix), "--prefix");
+  const libDir = join(prefix, "lib", "hapops");
+  const actions = [
+    dirAction("program directory", libDir, 0o755),
+    fileAction("launcher", join(libDir, "hapops.cjs"), readFileSync(script), 0o644),
+    fileAction(
+      "program",
+      join(libDir, "hapops.program.js"),
+      readFileSync(join(from, "hapops.program.js")),
+      0o644,
+    ),
+  ];
+  // The code cache is code too: installed root-owned with the program. One left from another
+  // build is harmless: the launcher uses a cache only if it names the program's build.
+  const cache = join(from, "hapops.program.cache");
+  if (existsSync(cache))
+    actions.push(
+      fileAction("code cache", join(libDir, "hapops.program.cache"), readFileSync(cache), 0o644),
+    );
+  actions.push(
+    dirAction("sbin directory", dirname(sbin), 0o755),
+    fileAction(
+      "command",
+      sbin,
+      wrapperScript(node, closeDebugger(node), join(libDir, "hapops.cjs")),
+      0o755,
+    ),
+  );
+  return actions;
+}
+
 /**
  * Install the production access pattern: the bundled program under a root-owned prefix, the
  * system config, the audit directory, and a sudoers rule for the operators' group, checked with
@@ -172,30 +272,16 @@ export function runSetup(opts: SetupOptions, out: (t: string) => void): void {
       "hapops setup installs root-owned files and a sudoers rule: run it as root (or with --dry-run to see what it would do)",
     );
 
-  const script = process.argv[1] ? realpathSync(process.argv[1]) : "";
-  if (!script.endsWith(".cjs"))
-    throw new EnvironmentError(
-      `setup runs from the bundled program (dist/hapops.cjs), not ${script}`,
-    );
-  const libDir = join(opts.prefix, "lib", "hapops");
-  const sbin = join(opts.prefix, "sbin", "hapops");
+  const packaged = packagedCommand();
+  const script = packaged === undefined ? bundledScript() : "";
   const node = realpathSync(process.execPath);
   // Root runs this node for operators: it and every directory above it must be root's alone.
   if (root) refuseUnlessRootOnly(node, "the node binary");
-  if (root) refuseUnlessRootOnly(nearestExisting(opts.prefix), "--prefix");
-  const program = `${node} ${closeDebugger(node)} ${join(libDir, "hapops.cjs")} "$@"`;
-  // Under sudo only these variables reach node, whatever sudoers keeps: NODE_OPTIONS, LD_* or a
-  // locale could otherwise run code as root before hapops starts.
-  const keep = ["TERM", "NO_COLOR", "COLUMNS", "SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND"];
-  const wrapper = [
-    "#!/bin/sh",
-    "# Installed by hapops setup. Absolute paths: under sudo, PATH must not choose the program.",
-    'if [ -n "${SUDO_UID+set}" ]; then',
-    `  exec /usr/bin/env -i PATH=${SAFE_PATH} LANG=C.UTF-8 ${keep.map((k) => `\${${k}+"${k}=$${k}"}`).join(" ")} ${program}`,
-    "fi",
-    `exec ${program}`,
-    "",
-  ].join("\n");
+  if (packaged !== undefined && opts.prefix !== DEFAULT_PREFIX)
+    throw new UsageError(
+      `--prefix does not apply to the Debian package's hapops: the command is ${packaged}, installed by dpkg`,
+    );
+  const sbin = packaged ?? join(opts.prefix, "sbin", "hapops");
   const sudoers = `# Installed by hapops setup: members of ${opts.group} run hapops as root, and nothing else.\n%${opts.group} ALL=(root) NOPASSWD: ${sbin}\n`;
 
   const actions: Action[] = [];
@@ -206,11 +292,12 @@ export function runSetup(opts: SetupOptions, out: (t: string) => void): void {
       status: "create",
       apply: () => void run("groupadd", ["--system", opts.group]),
     });
+  if (packaged !== undefined) {
+    // The package's command already starts node safely; a second copy would only go stale.
+    if (root) refuseUnlessRootOnly(packaged, "the command");
+    actions.push({ what: "command (Debian package)", path: packaged, status: "keep", apply() {} });
+  } else actions.push(...programActions(script, opts.prefix, node, sbin, root));
   actions.push(
-    dirAction("program directory", libDir, 0o755),
-    fileAction("program", join(libDir, "hapops.cjs"), readFileSync(script), 0o644),
-    dirAction("sbin directory", dirname(sbin), 0o755),
-    fileAction("command", sbin, wrapper, 0o755),
     dirAction("config directory", dirname(SYSTEM_CONFIG), 0o755),
     fileAction("system config", SYSTEM_CONFIG, defaultConfig(opts.socket, opts.group), 0o644, true),
     dirAction("audit directory", AUDIT_DIR, 0o700),
