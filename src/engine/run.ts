@@ -561,7 +561,15 @@ function waiter(ctx: EngineContext, sessions: ChangeSessions, s: WaitStepOf): Wa
     let last = new Map<string, CheckResult>();
     return {
       poll: async () => {
-        last = await readCheckResults(sessions.read, targets);
+        const read = await readCheckResults(sessions.read, targets);
+        // `last_chk` can read empty while the next check runs (seen on 3.2): keep what the
+        // previous poll saw for the same result.
+        for (const [k, c] of read) {
+          const before = last.get(k);
+          if (c.detail === "" && before && before.status === c.status)
+            read.set(k, { ...c, detail: before.detail });
+        }
+        last = read;
         return new Map([...last].map(([k, c]) => [k, c.passed ? 0 : 1]));
       },
       intervalMs: s.pollMs,

@@ -423,7 +423,7 @@ describe.each(versions)("HAProxy $version ($bin)", ({ version, bin, tls }) => {
       ]);
       expect(r.code, r.stdout + r.stderr).toBe(6);
       expect(r.stderr).toMatch(
-        /the wait for the health check of be_app\/bad1 timed out after 2s: the check of be_app\/bad1 fails: L4CON \(.*refused.*\); be_app\/bad1 stays in maintenance \(added, checked, taking no traffic\); fix what its check says, then hapops ready be_app\/bad1; or remove it with hapops server del be_app\/bad1/,
+        /the wait for the health check of be_app\/bad1 timed out after 2s: the check of be_app\/bad1 fails: L4CON \(Layer4 connection problem(: .*refused.*)?\); be_app\/bad1 stays in maintenance \(added, checked, taking no traffic\); fix what its check says, then hapops ready be_app\/bad1; or remove it with hapops server del be_app\/bad1/,
       );
       expect((await servers("be_app")).get("bad1")?.admin).toBe("MAINT");
       // No request reached it.
