@@ -75,7 +75,11 @@ function get(port: number, path: string): Promise<Got> {
 /** An agent check that always answers "up ready" (configuration.txt, agent-check). */
 function startAgent(): Promise<{ port: number; close: () => Promise<void> }> {
   return new Promise((resolve) => {
-    const srv: Server = createServer((s) => s.end("up ready\n"));
+    const srv: Server = createServer((s) => {
+      // HAProxy may reset an agent connection it no longer needs.
+      s.on("error", () => undefined);
+      s.end("up ready\n");
+    });
     srv.listen(0, "127.0.0.1", () => {
       const a = srv.address();
       resolve({
