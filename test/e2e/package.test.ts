@@ -126,6 +126,58 @@ describe.skipIf(BINARY_SKIP !== undefined)(
       expect(r.stderr).toMatch(/Debian package/);
     });
 
+    it.skipIf(!have("npm"))(
+      titled(
+        "npm install -g from a clone puts hapops on PATH (as npm link does)",
+        have("npm") ? undefined : "npm is not on PATH",
+      ),
+      async () => {
+        // A prefix of its own: the machine's global packages stay as they are. A folder is
+        // installed as a link to it, with nothing fetched (--offline).
+        const prefix = mkdtempSync(join(tmpdir(), "hapops-npm-"));
+        try {
+          const npm = await run("npm", [
+            "install",
+            "-g",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            prefix,
+            ROOT,
+          ]);
+          expect(npm.code, npm.stderr).toBe(0);
+          const env = {
+            PATH: `${join(prefix, "bin")}:/usr/bin:/bin`,
+            HOME: "/tmp",
+            HAPOPS_CONFIG: NEUTRAL_CONFIG,
+          };
+          const version = await run("hapops", ["--version"], env);
+          expect(version.stdout.trim()).toBe(VERSION);
+          const servers = await run("hapops", ["-s", lab().sockets.admin, "servers"], env);
+          expect(servers.code, servers.stderr).toBe(0);
+          expect(servers.stdout).toMatch(/^be_app\/app1 /m);
+        } finally {
+          rmSync(prefix, { recursive: true, force: true });
+        }
+        // What npm publishes (and installs from a tarball): the launcher, its program and cache.
+        const pack = await run("npm", ["pack", "--dry-run", "--json"], {
+          ...process.env,
+          npm_config_loglevel: "silent",
+        });
+        const files = (JSON.parse(pack.stdout) as { files: { path: string }[] }[])[0]!.files.map(
+          (f) => f.path,
+        );
+        expect(files).toEqual(
+          expect.arrayContaining([
+            "dist/hapops.cjs",
+            "dist/hapops.program.js",
+            "dist/hapops.program.cache",
+          ]),
+        );
+      },
+    );
+
     it.skipIf(DEB_SKIP !== undefined)(
       titled(
         "the package: the command, Node and the program, completion, man page, config",
