@@ -203,3 +203,4 @@ try {
   for (const c of children) c.kill();
   rmSync(dir, { recursive: true, force: true });
 }
+await (await import("./startup.mjs")).startupBench({ runs: RUNS });
