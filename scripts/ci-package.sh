@@ -100,6 +100,7 @@ cleanup() {
 	if dpkg-query -W -f='${Status}' hapops 2>/dev/null | grep -q 'installed\|config-files'; then
 		apt-get purge -y -q hapops >/dev/null 2>&1 || true
 	fi
+	rm -f /etc/sudoers.d/hapops-ci-binary /usr/local/sbin/hapops-ci-binary
 	userdel "$U" >/dev/null 2>&1 || true
 	groupdel "$G" >/dev/null 2>&1 || true
 }
@@ -176,6 +177,21 @@ chmod 0755 "$W/usr1.sh"
 as_operator "$W/usr1.sh" | grep -qx listening=0 || fail "a debugger listened after SIGUSR1"
 grep -q '^SERVER' "$out" || fail "the shell did not answer: $(cat "$out")"
 ! grep -q 'Debugger listening' "$out" || fail "Debugger listening: $(cat "$out")"
+
+binary="$(dirname "$deb")/hapops"
+if [ -x "$binary" ]; then
+	say "the single binary through sudo is refused: nothing can close its debugger on Node 20"
+	install -m 0755 "$binary" /usr/local/sbin/hapops-ci-binary
+	echo "%$G ALL=(root) NOPASSWD: /usr/local/sbin/hapops-ci-binary" >/etc/sudoers.d/hapops-ci-binary
+	chmod 0440 /etc/sudoers.d/hapops-ci-binary
+	set +e
+	refused=$(as_operator sudo -n /usr/local/sbin/hapops-ci-binary servers 2>&1)
+	rc=$?
+	set -e
+	rm -f /etc/sudoers.d/hapops-ci-binary /usr/local/sbin/hapops-ci-binary
+	[ "$rc" = 3 ] && echo "$refused" | grep -q "SIGUSR1 cannot open a root debugger" ||
+		fail "the single binary ran under sudo (exit $rc): $refused"
+fi
 
 "$HAPOPS" sandbox stop --dir "$SB" >/dev/null
 

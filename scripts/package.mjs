@@ -410,8 +410,9 @@ if (process.platform !== "linux" || process.arch !== "x64") {
 const files = await buildBundle({ dir: OUT });
 const binary = join(OUT, "hapops");
 buildBinary(files, binary);
-say(`built ${relative(process.cwd(), binary)} (${(statSync(binary).size / 1e6).toFixed(0)} MB)`);
+const shown = (p) => (relative(process.cwd(), p).startsWith("..") ? p : relative(process.cwd(), p));
+say(`built ${shown(binary)} (${(statSync(binary).size / 1e6).toFixed(0)} MB)`);
 if (!args.includes("--binary-only")) {
   const deb = await buildDeb(opt("deb-version", pkg.version));
-  say(`built ${relative(process.cwd(), deb)} (${(statSync(deb).size / 1e6).toFixed(0)} MB)`);
+  say(`built ${shown(deb)} (${(statSync(deb).size / 1e6).toFixed(0)} MB)`);
 }
