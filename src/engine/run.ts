@@ -719,8 +719,9 @@ async function waitStep(
         const remaining = new Map(
           Object.entries((e.details["remaining"] ?? {}) as Record<string, number>),
         );
+        const waited = offsetMs + Number(e.details["elapsedMs"] ?? 0);
         throw new InterruptedError(
-          `stopped waiting (Ctrl-C): ${w.describe(remaining)}; ${leaves}`,
+          `stopped waiting after ${formatDuration(waited)} (Ctrl-C): ${w.describe(remaining)}; ${leaves}`,
           e.details,
         );
       }

@@ -73,7 +73,7 @@ export async function waitForDrain(
 function interrupted(p: DrainProgress): InterruptedError {
   return new InterruptedError(
     `stopped waiting after ${formatDuration(p.elapsedMs)} (Ctrl-C): ${describeRemaining(p.remaining)}; the servers stay DRAIN`,
-    { remaining: Object.fromEntries(p.remaining) },
+    { remaining: Object.fromEntries(p.remaining), elapsedMs: p.elapsedMs },
   );
 }
 

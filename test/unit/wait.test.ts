@@ -192,6 +192,7 @@ describe("waitForDrain", () => {
     expect(err.message).toContain("DRAIN");
     expect(err.details).toEqual({
       remaining: { "be_app/app1": 3, "be_app/app2": 1, "be_app/app3": 0 },
+      elapsedMs: expect.any(Number),
     });
     // No poll after the interruption.
     expect(calls.count).toBe(2);
