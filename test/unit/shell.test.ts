@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { complete, NameCache, type LiveNames, splitWords } from "../../src/cli/commands/shell.js";
+import { buildProgram } from "../../src/cli/main.js";
+import {
+  complete as completeWith,
+  NameCache,
+  shellCommands,
+  type LiveNames,
+  splitWords,
+} from "../../src/cli/commands/shell.js";
+
+/** The shell's completer with the program's own commands, as `hapops shell` gives it. */
+const COMMANDS = shellCommands(buildProgram().commands);
+const complete = (line: string, names: LiveNames) => completeWith(line, names, COMMANDS);
 
 describe("splitWords", () => {
   it("splits on runs of spaces and tabs and ignores the ends", () => {
@@ -68,7 +79,7 @@ const NAMES: LiveNames = {
 
 describe("complete", () => {
   it("completes command words first", () => {
-    expect(complete("se", NAMES)).toEqual([["servers"], "se"]);
+    expect(complete("ser", NAMES)).toEqual([["servers", "server"], "ser"]);
   });
 
   it("completes servers and whole backends after a server operation", () => {
@@ -89,8 +100,18 @@ describe("complete", () => {
   });
 
   it("completes table subcommands, then table names", () => {
-    expect(complete("table s", NAMES)[0]).toEqual(["show", "set"]);
+    expect(complete("table s", NAMES)[0]).toEqual(["set", "show"]);
     expect(complete("table show st", NAMES)[0]).toEqual(["st_login"]);
+  });
+
+  it("offers every command of the program but the host ones, and their subcommands", () => {
+    const all = complete("", NAMES)[0];
+    for (const c of ["server", "health", "sessions", "reload", "drift", "state", "errors"])
+      expect(all).toContain(c);
+    for (const c of ["setup", "sandbox", "shell", "completion"]) expect(all).not.toContain(c);
+    expect(complete("sessions ", NAMES)[0]).toEqual(["kill", ...NAMES.backends, ...NAMES.servers]);
+    expect(complete("health disable be_api/", NAMES)[0]).toEqual(["be_api/api1", "be_api/*"]);
+    expect(complete("server del be_app/app", NAMES)[0]).toEqual(["be_app/app1", "be_app/app2"]);
   });
 });
 

@@ -36,41 +36,54 @@ export function splitWords(line: string): string[] {
   return words;
 }
 
-export const SHELL_COMMANDS = [
-  "info",
-  "stat",
-  "servers",
-  "certs",
-  "table",
-  "map",
-  "acl",
-  "drain",
-  "maint",
-  "ready",
-  "weight",
-  "raw",
-  "rotate-cert",
-  "audit",
-  "help",
-  "exit",
-  "quit",
-];
-const SERVER_OPS = new Set(["drain", "maint", "ready", "weight", "disable", "enable"]);
-const BACKEND_OPS = new Set(["stat", "servers"]);
+/** The commands a line may start with (from the program), with their subcommands. */
+export interface ShellCommand {
+  readonly name: string;
+  readonly subcommands: readonly string[];
+}
+
+/** Host commands and the shell itself are not for a line of the shell. */
+const NOT_IN_SHELL = new Set(["shell", "setup", "sandbox", "completion", "__complete"]);
+
+/** The program's commands as the shell offers them (its own words: help, exit, quit). */
+export function shellCommands(
+  commands: readonly { name(): string; commands: readonly { name(): string }[] }[],
+): ShellCommand[] {
+  return [
+    ...commands
+      .filter((c) => !NOT_IN_SHELL.has(c.name()))
+      .map((c) => ({ name: c.name(), subcommands: c.commands.map((sub) => sub.name()) })),
+    ...["help", "exit", "quit"].map((name) => ({ name, subcommands: [] })),
+  ];
+}
+
+/** Commands whose next word is a server selector. */
+const SERVER_OPS = new Set(["drain", "maint", "ready", "weight", "disable", "enable", "maxconn"]);
+/** Command and subcommand whose next word is a server selector. */
+const SERVER_SUB_OPS = new Set(["health", "agent", "sessions", "server"]);
+const BACKEND_OPS = new Set(["stat", "servers", "sessions"]);
 
 const NO_NAMES: LiveNames = { servers: [], backends: [], tables: [] };
 
 /** Completion candidates for the last word of `line` (readline's completer answer). */
-export function complete(line: string, names: LiveNames): [string[], string] {
+export function complete(
+  line: string,
+  names: LiveNames,
+  commands: readonly ShellCommand[] = [],
+): [string[], string] {
   const words = line.split(/\s+/);
-  const last = words[words.length - 1] ?? "";
+  const last = words.at(-1) ?? "";
+  const first = words[0]!;
+  const subs = commands.find((c) => c.name === first)?.subcommands ?? [];
+  const selector = [...names.servers, ...names.backends.map((b) => `${b}/*`)];
   let pool: readonly string[];
-  if (words.length <= 1) pool = SHELL_COMMANDS;
-  else if (SERVER_OPS.has(words[0]!))
-    pool = [...names.servers, ...names.backends.map((b) => `${b}/*`)];
-  else if (BACKEND_OPS.has(words[0]!)) pool = [...names.backends, ...names.servers];
-  else if (words[0] === "table" && words.length === 2) pool = ["show", "set", "clear"];
-  else if (words[0] === "table") pool = names.tables;
+  if (words.length <= 1) pool = commands.map((c) => c.name);
+  else if (words.length === 2 && subs.length > 0)
+    pool = [...subs, ...(BACKEND_OPS.has(first) ? [...names.backends, ...names.servers] : [])];
+  else if (SERVER_OPS.has(first)) pool = selector;
+  else if (SERVER_SUB_OPS.has(first) && words.length === 3) pool = selector;
+  else if (BACKEND_OPS.has(first)) pool = [...names.backends, ...names.servers];
+  else if (first === "table") pool = names.tables;
   else pool = [];
   return [pool.filter((p) => p.startsWith(last)), last];
 }
@@ -164,6 +177,8 @@ export interface ShellOptions {
   readonly err: (text: string) => void;
   /** Where history is kept between runs (undefined: in memory only). */
   readonly historyFile: string | undefined;
+  /** What Tab offers as the first words of a line (shellCommands of the program). */
+  readonly commands?: readonly ShellCommand[];
 }
 
 /**
@@ -194,7 +209,7 @@ export async function runShell(opts: ShellOptions): Promise<number> {
   ): void => {
     const answer = () => {
       ui.completing = false;
-      callback(null, complete(line, cache.names));
+      callback(null, complete(line, cache.names, opts.commands));
       for (const text of ui.held.splice(0)) notice(text);
     };
     // A running command has its own connections; its names wait for the next Tab.

@@ -23,7 +23,7 @@ export function registerOpsCommands(
     .action(async (_o: object, cmd: Command) => {
       const s = await settingsFor(cmd);
       await guardRead(s, cmd, "shell");
-      const { runShell, defaultHistoryFile } = await import("../commands/shell.js");
+      const { runShell, defaultHistoryFile, shellCommands } = await import("../commands/shell.js");
       const globals = cmd.optsWithGlobals<GlobalFlags>();
       // Each line runs as its own hapops command with the same global options.
       const prefix: string[] = [];
@@ -46,6 +46,7 @@ export function registerOpsCommands(
         interactive,
         err: (t) => io.err(t),
         historyFile: defaultHistoryFile(process.env, s.sudo),
+        commands: shellCommands(cmd.parent?.commands ?? []),
       });
       if (code !== 0) {
         const { LineFailed, ExitCode } = await import("../../errors.js");
