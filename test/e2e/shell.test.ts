@@ -107,9 +107,9 @@ describe("hapops shell", () => {
       `env HAPOPS_CONFIG=${cfg()} HOME=/tmp node ${HAPOPS} shell`,
     ]);
     await waitScreen(/^hapops>/m, "the prompt");
-    tmux("send-keys", "-t", SESSION, "serv");
+    tmux("send-keys", "-t", SESSION, "dra");
     tmux("send-keys", "-t", SESSION, "Tab");
-    await waitScreen(/hapops> servers/, "the completed command");
+    await waitScreen(/hapops> drain/, "the completed command");
     tmux("send-keys", "-t", SESSION, "C-u", "drain be_app/ap");
     tmux("send-keys", "-t", SESSION, "Tab");
     tmux("send-keys", "-t", SESSION, "Tab");
