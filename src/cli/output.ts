@@ -49,6 +49,9 @@ export function renderJson(value: unknown): string {
   return out;
 }
 
+/** Text for `out` in chunks of at least this many characters: one write per chunk, not per row. */
+export const CHUNK = 65536;
+
 /** Writes a JSON array element by element, in the format of renderJson, in 64 KiB chunks. */
 export class JsonArrayWriter {
   private buffer = "";
@@ -58,7 +61,7 @@ export class JsonArrayWriter {
 
   push(value: unknown): void {
     this.buffer += (this.count++ === 0 ? "[\n  " : ",\n  ") + JSON.stringify(value);
-    if (this.buffer.length >= 65536) {
+    if (this.buffer.length >= CHUNK) {
       this.flush(this.buffer);
       this.buffer = "";
     }
@@ -68,6 +71,57 @@ export class JsonArrayWriter {
     this.flush(this.buffer + (this.count === 0 ? "[]\n" : "\n]\n"));
     this.buffer = "";
   }
+}
+
+/**
+ * Gathers text for `out`: a streamed read prints a line per entry, and a write (a syscall, to a
+ * file) per line cost more than reading and parsing the line. What the lines of one socket read
+ * gave goes out in one write once that read is handled (setImmediate), so nothing waits for
+ * more to come; CHUNK bounds what is held within one read. Call flush before printing anything
+ * else, and when done.
+ */
+export class ChunkedOutput {
+  private buffer = "";
+  private scheduled = false;
+
+  constructor(private readonly out: (text: string) => void) {}
+
+  write(text: string): void {
+    this.buffer += text;
+    if (this.buffer.length >= CHUNK) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  flush(): void {
+    if (this.buffer === "") return;
+    const text = this.buffer;
+    this.buffer = "";
+    this.out(text);
+  }
+}
+
+/**
+ * JSON.stringify(text), without its cost for the short strings rows are made of (addresses,
+ * counters) when they hold nothing to escape: '"', '\\', control characters, surrogates.
+ */
+export function jsonString(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff))
+      return JSON.stringify(text);
+  }
+  return `"${text}"`;
+}
+
+/** JSON.stringify(n) for a number: null for NaN and the infinities. */
+export function jsonNumber(n: number): string {
+  return Number.isFinite(n) ? String(n) : "null";
 }
 
 /** Colour for a server or proxy status word. */

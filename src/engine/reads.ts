@@ -12,7 +12,7 @@ import { HaproxyError, UsageError } from "../errors.js";
 import { parseInfo, parseVersion, type HaproxyVersion } from "../parse/info.js";
 import { parseSslCertDetail, parseSslCertList, type SslCertDetail } from "../parse/ssl-cert.js";
 import { parseServersState } from "../parse/servers-state.js";
-import { StatParser, toStatEntry, type StatEntry } from "../parse/stat.js";
+import { StatEntryParser, StatParser, toStatEntry, type StatEntry } from "../parse/stat.js";
 import { parseTableList } from "../parse/table.js";
 import { suggestion } from "../util/suggest.js";
 import { normaliseSerial } from "../certs/validate.js";
@@ -95,8 +95,7 @@ export async function runStat(
   await withSession(settings, "hapops stat", async (session) => {
     const serverNames: string[] = [];
     let matched = 0;
-    const parser = new StatParser((row) => {
-      const entry = toStatEntry(row);
+    const parser = new StatEntryParser((entry) => {
       if (server !== undefined) {
         if (entry.kind !== "server") return;
         serverNames.push(entry.name);
@@ -215,14 +214,16 @@ export interface TableShowRequest {
 
 /**
  * Show a stick table. Entries are handed to `onEntry` as they are parsed, so a table with a
- * million entries is streamed, not held. Needs operator level: below it HAProxy prints only
- * the header and "# contents not dumped due to insufficient privileges" (measured on 2.6).
+ * million entries is streamed, not held; `takeLine` may take an entry's line instead (see
+ * TableDumpParser). Needs operator level: below it HAProxy prints only the header and
+ * "# contents not dumped due to insufficient privileges" (measured on 2.6).
  */
 export async function runTableShow(
   settings: Settings,
   req: TableShowRequest,
   onEntry: (entry: TableEntry) => void,
   onInfo?: (info: TableInfo) => void,
+  takeLine?: (line: string) => boolean,
 ): Promise<TableInfo> {
   const name = validateName("table name", req.table);
   const filter = parseFilter(req.filter);
@@ -231,7 +232,7 @@ export async function runTableShow(
     const info = await findTable(session, name);
     onInfo?.(info);
     const sel = selection(info, req.key, filter, readTableDef(settings.haproxyConfig, name));
-    const parser = await streamEntries(session, settings.targetText, name, sel, onEntry);
+    const parser = await streamEntries(session, settings.targetText, name, sel, onEntry, takeLine);
     return parser.header ?? info;
   });
 }

@@ -104,8 +104,9 @@ export function selection(
 }
 
 /**
- * Stream the entries `sel` picks. Below operator level HAProxy prints only the header and
- * "# contents not dumped due to insufficient privileges" (measured on 2.6).
+ * Stream the entries `sel` picks (`takeLine`: see TableDumpParser). Below operator level HAProxy
+ * prints only the header and "# contents not dumped due to insufficient privileges" (measured on
+ * 2.6).
  */
 export async function streamEntries(
   session: RuntimeSession,
@@ -113,8 +114,9 @@ export async function streamEntries(
   name: string,
   sel: TableSelection,
   onEntry: (entry: TableEntry) => void,
+  takeLine?: (line: string) => boolean,
 ): Promise<TableDumpParser> {
-  const parser = new TableDumpParser(onEntry);
+  const parser = new TableDumpParser(onEntry, takeLine);
   await session.stream(showTable(name, sel), (l) => parser.line(l));
   if (parser.insufficientPrivileges)
     throw new LevelError(

@@ -1,7 +1,17 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ProtocolError } from "../../src/errors.js";
-import { parseStat, StatParser, toStatEntry, type StatEntry } from "../../src/parse/stat.js";
-import { fixtureLines, VERSIONS } from "./fixtures.js";
+import {
+  parseStat,
+  StatEntryParser,
+  StatParser,
+  statRowJson,
+  toStatEntry,
+  writeStatRowJson,
+  type StatEntry,
+} from "../../src/parse/stat.js";
+import { fixtureLines, toLines, VERSIONS } from "./fixtures.js";
 
 function entries(lines: readonly string[]): Map<string, StatEntry> {
   return new Map(
@@ -181,5 +191,113 @@ describe("check status", () => {
     const header = "# pxname,svname,status,check_status,type,";
     const [row] = parseStat([header, "be,s1,UP,* L7OK,2,"]);
     expect(toStatEntry(row!).checkStatus).toBe("L7OK");
+  });
+});
+
+/** Every captured `show stat` answer, of every version. */
+function capturedStatAnswers(): [string, string[]][] {
+  const root = join(import.meta.dirname, "..", "fixtures");
+  return readdirSync(root)
+    .filter((dir) => dir.startsWith("haproxy-"))
+    .flatMap((dir) =>
+      readdirSync(join(root, dir))
+        .filter((file) => file.endsWith(".csv"))
+        .map((file): [string, string[]] => [
+          `${dir}/${file}`,
+          toLines(readFileSync(join(root, dir, file), "utf8")),
+        ]),
+    );
+}
+
+function lineEntries(lines: readonly string[]): StatEntry[] {
+  const entries: StatEntry[] = [];
+  const parser = new StatEntryParser((e) => entries.push(e));
+  for (const line of lines) parser.line(line);
+  return entries;
+}
+
+/** What StatParser and toStatEntry give, and the JSON of each row. */
+function expected(lines: readonly string[]) {
+  return parseStat(lines).map((row) => ({ entry: toStatEntry(row), json: JSON.stringify(row) }));
+}
+
+describe("StatEntryParser", () => {
+  it.each(capturedStatAnswers())("gives the entries of StatParser on %s", (_, lines) => {
+    const want = expected(lines);
+    const got = lineEntries(lines);
+    expect(got.map((e) => statRowJson(e))).toEqual(want.map((w) => w.json));
+    expect(got.map((e) => ({ ...e, row: e.row }))).toEqual(want.map((w) => w.entry));
+  });
+
+  const header = "# pxname,svname,scur,status,check_desc,type,addr,-,";
+
+  it("reads quoted cells, escapes and other than ASCII as StatParser does", () => {
+    const lines = [
+      header,
+      'be,s1,1,UP,"Layer7 wrong status, code: 503",2,127.0.0.1:80,,',
+      'be,s2,0,DOWN,"he said ""no""",2,,,',
+      "be,s3,0,MAINT,tab\there back\\slash,2,,,",
+      "be,s4,0,UP,café ☕ 😀 \ud800,2,,,",
+      'be,s5,0,UP,"never closed,2,,,',
+      "be,s6,0,UP",
+      "be,s7,0,UP,x,2,a,b,c,d,e",
+      ",,,,,,,,",
+    ];
+    const want = expected(lines);
+    const got = lineEntries(lines);
+    expect(got.map((e) => statRowJson(e))).toEqual(want.map((w) => w.json));
+    expect(got.map((e) => ({ ...e, row: e.row }))).toEqual(want.map((w) => w.entry));
+    expect(got[0]?.checkDesc).toBe("Layer7 wrong status, code: 503");
+  });
+
+  it("keeps the columns' places of a header with a duplicate, an index or __proto__", () => {
+    for (const odd of ["scur", "0", "__proto__"]) {
+      const lines = [`# pxname,svname,scur,${odd},status,`, "be,s1,1,2,UP,"];
+      expect(lineEntries(lines).map((e) => statRowJson(e))).toEqual(
+        expected(lines).map((w) => w.json),
+      );
+    }
+  });
+
+  it("writes a row that was asked for and changed as it now is", () => {
+    const [entry] = lineEntries([header, "be,s1,1,UP,ok,2,,,"]);
+    entry!.row["added"] = "x";
+    expect(statRowJson(entry!)).toBe(
+      JSON.stringify({ ...parseStat([header, "be,s1,1,UP,ok,2,,,"])[0], added: "x" }),
+    );
+  });
+
+  it("refuses what StatParser refuses", () => {
+    expect(() => lineEntries(["be,s1,1,UP,"])).toThrow(ProtocolError);
+    expect(() => lineEntries([header, "be,s1,x,UP,,2,,,"])).toThrow(
+      /show stat column scur is not a number: x/,
+    );
+  });
+
+  it("reads numbers as Number does, '007' and '-0' too", () => {
+    const [a, b, c] = lineEntries([
+      header,
+      "be,s1,007,UP,,2,,,",
+      "be,s2,-0,UP,,2,,,",
+      "be,s3,-4,UP,,2,,,",
+    ]);
+    expect([a?.scur, b?.scur, c?.scur]).toEqual([7, -0, -4]);
+  });
+});
+
+describe("writeStatRowJson", () => {
+  it("writes the bytes of statRowJson for a plain ASCII line, and refuses others", () => {
+    const lines = [
+      "# pxname,svname,scur,status,check_desc,type,",
+      "be,s1,1,UP,Layer4 check passed,2,",
+      "be,s2,0,UP,café,2,",
+    ];
+    const [plain, other] = lineEntries(lines);
+    const buf = Buffer.alloc(4096);
+    const end = writeStatRowJson(plain!, buf, 3);
+    expect(buf.toString("latin1", 3, end)).toBe(statRowJson(plain!));
+    expect(writeStatRowJson(other!, buf, 0)).toBe(-2);
+    expect(writeStatRowJson(plain!, Buffer.alloc(10), 0)).toBe(-1);
+    expect(writeStatRowJson(toStatEntry(parseStat(lines)[0]!), buf, 0)).toBe(-2);
   });
 });

@@ -3,10 +3,13 @@ import { ProtocolError } from "../../src/errors.js";
 import { validateTableDataValue, validateTableKey } from "../../src/commands/validate.js";
 import {
   decodeKey,
+  entryShape,
   INSUFFICIENT_PRIVILEGES,
+  newEntryText,
   parseTableEntry,
   parseTableHeader,
   parseTableList,
+  readEntryText,
   TableDumpParser,
   type TableEntry,
 } from "../../src/parse/table.js";
@@ -213,5 +216,99 @@ describe("stick-table data values are range-checked before sending", () => {
     expect(() => validateTableDataValue("bytes_out_cnt", "18446744073709551616")).toThrow(
       /more than it can hold/,
     );
+  });
+});
+
+describe("readEntryText", () => {
+  const read = (line: string) => {
+    const text = newEntryText();
+    if (!readEntryText(line, text)) return undefined;
+    const { key, use, exp, count } = text;
+    const data = text.names.slice(0, count).map((n, i) => [n.name, n.period, text.values[i]]);
+    return { key, use, exp, data };
+  };
+
+  it("takes a plain entry line as printed", () => {
+    expect(
+      read("0x1: key=10.0.0.1 use=0 exp=599816 shard=0 gpc0=1 http_req_rate(10000)=0"),
+    ).toEqual({
+      key: "10.0.0.1",
+      use: "0",
+      exp: "599816",
+      data: [
+        ["gpc0", undefined, "1"],
+        ["http_req_rate", 10000, "0"],
+      ],
+    });
+  });
+
+  it("leaves to parseTableEntry what it would read otherwise", () => {
+    for (const line of [
+      "# table: t, type: ip, size:5, used:1",
+      "0x1: key=a\\ b use=0 exp=0",
+      '0x1: key=a"b use=0 exp=0',
+      "0x1: key=a use=007 exp=0",
+      "0x1: key=a use=-1 exp=0",
+      "0x1: key=a use=12345678901234567 exp=0",
+      "0x1: key=a use=0 use=1 exp=0",
+      "0x1: key=a key=b use=0",
+      "0x1: key=a gpc0=1 gpc0(10)=2",
+      "0x1: key=a __proto__=1",
+      "0x1: key=a 5=1",
+      "0x1: use=0 exp=0",
+      "0x1: key=a shard=x",
+    ])
+      expect(read(line), line).toBeUndefined();
+  });
+});
+
+describe("entryShape", () => {
+  it("reads lines laid out as the one it was made from, and no other", () => {
+    const shape = entryShape("0x1: key=a use=0 exp=5 shard=0 gpc0=1 http_req_rate(10000)=0")!;
+    const m = shape.pattern.exec("0x7f: key=b=c use=3 exp=0 shard=1 gpc0= http_req_rate(10000)=9")!;
+    expect([m[shape.key], m[shape.use!], m[shape.exp!]]).toEqual(["b=c", "3", "0"]);
+    expect(shape.data.map((d) => [d.name.name, d.name.period, m[d.group]])).toEqual([
+      ["gpc0", undefined, ""],
+      ["http_req_rate", 10000, "9"],
+    ]);
+    for (const other of [
+      "0x1: key=a use=0 exp=5 shard=0 gpc0=1",
+      "0x1: key=a\\ b use=0 exp=5 shard=0 gpc0=1 http_req_rate(10000)=0",
+      '0x1: key=a use=0 exp=5 shard=0 gpc0="1" http_req_rate(10000)=0',
+      "0x1: key=a use=01 exp=5 shard=0 gpc0=1 http_req_rate(10000)=0",
+      "0x1: key=a use=0  exp=5 shard=0 gpc0=1 http_req_rate(10000)=0",
+      "0x1 x: key=a use=0 exp=5 shard=0 gpc0=1 http_req_rate(10000)=0",
+      "#x: key=a use=0 exp=5 shard=0 gpc0=1 http_req_rate(10000)=0",
+    ])
+      expect(shape.pattern.test(other), other).toBe(false);
+  });
+
+  it("is undefined for a line laid out otherwise", () => {
+    expect(entryShape("0x1: key=a  use=0")).toBeUndefined();
+    expect(entryShape("0x1: key=a use=0 junk")).toBeUndefined();
+    expect(entryShape("0x1: key=a\\ b use=0")).toBeUndefined();
+  });
+});
+
+describe("TableDumpParser with takeLine", () => {
+  it("parses only the entry lines takeLine leaves", () => {
+    const taken: string[] = [];
+    const parsed: string[] = [];
+    const parser = new TableDumpParser(
+      (e) => parsed.push(e.key),
+      (line) => {
+        if (!line.includes("key=a")) return false;
+        taken.push(line);
+        return true;
+      },
+    );
+    parser.line("# table: t, type: string, size:5, used:2");
+    parser.line("0x1: key=a use=0 exp=10");
+    parser.line("0x2: key=b use=0 exp=20");
+    parser.line(INSUFFICIENT_PRIVILEGES);
+    expect(taken).toEqual(["0x1: key=a use=0 exp=10"]);
+    expect(parsed).toEqual(["b"]);
+    expect(parser.header?.name).toBe("t");
+    expect(parser.insufficientPrivileges).toBe(true);
   });
 });

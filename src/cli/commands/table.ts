@@ -1,4 +1,99 @@
-import type { TableEntry, TableInfo } from "../../parse/table.js";
+import {
+  entryShape,
+  newEntryText,
+  readEntryText,
+  type DataName,
+  type EntryShape,
+  type TableEntry,
+  type TableInfo,
+} from "../../parse/table.js";
+import { jsonNumber, jsonString } from "../output.js";
+
+/**
+ * `table show --json` lines: `JSON.stringify(entryJson(table, e))` and a newline (ops/table.ts),
+ * written field by field. An object per entry and its generic serialisation cost more than
+ * reading the line, so the common line goes straight from its text to JSON (fromLine), and the
+ * table's name and each data type's quoted name are made once.
+ */
+export class EntryJsonLines {
+  private readonly head: string;
+  private readonly dataKeys = new Map<string, string>();
+  private readonly itemHeads = new Map<DataName, string>();
+  private readonly text = newEntryText();
+  private shape: EntryShape | undefined;
+  private shapes = 0;
+
+  constructor(table: string) {
+    this.head = `{"table":${jsonString(table)},"key":`;
+  }
+
+  line(e: TableEntry): string {
+    let data = "";
+    // Object.keys lists names in the order JSON.stringify writes them.
+    for (const name of Object.keys(e.data)) {
+      const item = e.data[name]!;
+      let key = this.dataKeys.get(name);
+      if (key === undefined) {
+        key = `${jsonString(name)}:{`;
+        if (this.dataKeys.size < 64) this.dataKeys.set(name, key);
+      }
+      data +=
+        (data === "" ? "{" : ",") +
+        key +
+        (item.period === undefined ? "" : `"period":${jsonNumber(item.period)},`) +
+        `"value":${jsonString(item.value)}}`;
+    }
+    return (
+      `${this.head}${jsonString(e.key)},"use":${jsonNumber(e.use)}` +
+      `,"exp":${e.exp === undefined ? "null" : jsonNumber(e.exp)}` +
+      `,"data":${data === "" ? "{}" : `${data}}`}}\n`
+    );
+  }
+
+  /**
+   * The same line for an entry line as HAProxy printed it, or undefined for a line to parse and
+   * give to `line` (see readEntryText: its text needs no escaping, and its numbers none either).
+   * Lines laid out as the last one are read by its shape (see entryShape).
+   */
+  fromLine(line: string): string | undefined {
+    const shape = this.shape;
+    const m = shape?.pattern.exec(line);
+    if (shape !== undefined && m) {
+      const use = shape.use === undefined ? "0" : m[shape.use];
+      const exp = shape.exp === undefined ? "null" : m[shape.exp];
+      let out = `${this.head}"${m[shape.key]}","use":${use},"exp":${exp},"data":`;
+      if (shape.data.length === 0) return `${out}{}}\n`;
+      for (let i = 0; i < shape.data.length; i++) {
+        const { name, group } = shape.data[i]!;
+        out += `${i === 0 ? "{" : ","}${this.itemHead(name)}${m[group]}"}`;
+      }
+      return `${out}}}\n`;
+    }
+    const t = this.text;
+    if (!readEntryText(line, t)) return undefined;
+    // A table prints one layout for all its entries; a dump that keeps changing is read without.
+    if (this.shapes++ < 16) this.shape = entryShape(line);
+    let out = `${this.head}"${t.key}","use":${t.use ?? "0"},"exp":${t.exp ?? "null"},"data":`;
+    if (t.count === 0) return `${out}{}}\n`;
+    for (let i = 0; i < t.count; i++)
+      out += `${i === 0 ? "{" : ","}${this.itemHead(t.names[i]!)}${t.values[i]}"}`;
+    return `${out}}}\n`;
+  }
+
+  /** `"name":{"period":P,"value":"` or `"name":{"value":"`. */
+  private itemHead(name: DataName): string {
+    let head = this.itemHeads.get(name);
+    if (head === undefined) {
+      head =
+        `${jsonString(name.name)}:{` +
+        (name.period === undefined ? "" : `"period":${jsonNumber(name.period)},`) +
+        `"value":"`;
+      if (this.itemHeads.size >= 64) this.itemHeads.clear();
+      this.itemHeads.set(name, head);
+    }
+    return head;
+  }
+}
 
 /** A row of the table: an entry, or (over many targets) a target's failure in its place. */
 type Row =
@@ -65,16 +160,15 @@ export class EntryPrinter {
   }
 
   private cells(row: Row): string[] {
-    const lead = this.lead ? [row.target ?? ""] : [];
-    if ("note" in row) return [...lead, row.note];
+    const cells = this.lead ? [row.target ?? ""] : [];
+    if ("note" in row) {
+      cells.push(row.note);
+      return cells;
+    }
     const e = row.entry;
-    return [
-      ...lead,
-      e.key,
-      String(e.use),
-      e.exp === undefined ? "-" : `${Math.round(e.exp / 1000)}s`,
-      ...this.dataNames.map((k) => e.data[k]?.value ?? "-"),
-    ];
+    cells.push(e.key, String(e.use), e.exp === undefined ? "-" : `${Math.round(e.exp / 1000)}s`);
+    for (const k of this.dataNames) cells.push(e.data[k]?.value ?? "-");
+    return cells;
   }
 
   private flush(): void {
@@ -106,11 +200,10 @@ export class EntryPrinter {
 
   private line(cells: readonly string[]): string {
     const w = this.widths ?? [];
-    return (
-      cells
-        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd((w[i] ?? 0) + 2)))
-        .join("")
-        .trimEnd() + "\n"
-    );
+    let text = "";
+    const last = cells.length - 1;
+    for (let i = 0; i < last; i++) text += cells[i]!.padEnd((w[i] ?? 0) + 2);
+    if (last >= 0) text += cells[last];
+    return text.trimEnd() + "\n";
   }
 }

@@ -58,14 +58,13 @@ export function registerReadCommands(program: Command): void {
         ]);
         return finishFleetRead(printFleetStat(await fleetStat(s, arg), s), (t) => io.out(t));
       }
-      const [{ runStat }, { printStat, statJson }] = await Promise.all([
+      const [{ runStat }, { printStat, StatJsonWriter }] = await Promise.all([
         import("../../engine/reads.js"),
         import("../commands/stat.js"),
       ]);
       if (s.json) {
-        const { JsonArrayWriter } = await import("../output.js");
-        const writer = new JsonArrayWriter((t) => io.out(t));
-        await runStat(s, arg, (e) => writer.push(statJson(e)));
+        const writer = new StatJsonWriter((t) => io.out(t));
+        await runStat(s, arg, (e) => writer.push(e));
         writer.end();
         return;
       }

@@ -69,9 +69,9 @@ export function registerTableCommands(program: Command): void {
       const s = await settingsFor(cmd, "read");
       await guardRead(s, cmd, "table show");
       if (s.fleet) return showFleetTable(s, name, opts);
-      const [mod, { entryJson }, { runTableShow }] = await Promise.all([
+      const [mod, { ChunkedOutput }, { runTableShow }] = await Promise.all([
         import("../commands/table.js"),
-        import("../../ops/table.js"),
+        import("../output.js"),
         import("../../engine/reads.js"),
       ]);
       // A --key that is not in the table is an answer of its own, with an exit code (like grep).
@@ -80,23 +80,46 @@ export function registerTableCommands(program: Command): void {
         io.err(`hapops: table ${name} has no entry for key ${opts.key}\n`);
         throw new ResultExit(`no entry for key ${opts.key}`);
       };
+      // A write per socket read rather than per entry; what was read is printed before an error.
+      const output = new ChunkedOutput((t) => io.out(t));
       if (s.json) {
+        const json = new mod.EntryJsonLines(name);
         let count = 0;
-        await runTableShow(s, { table: name, key: opts.key, filter: opts.filter }, (e) => {
-          count++;
-          io.out(JSON.stringify(entryJson(name, e)) + "\n");
-        });
+        try {
+          await runTableShow(
+            s,
+            { table: name, key: opts.key, filter: opts.filter },
+            (e) => {
+              count++;
+              output.write(json.line(e));
+            },
+            undefined,
+            (line) => {
+              const text = json.fromLine(line);
+              if (text === undefined) return false;
+              count++;
+              output.write(text);
+              return true;
+            },
+          );
+        } finally {
+          output.flush();
+        }
         if (opts.key !== undefined && count === 0) await missingKey();
         return;
       }
-      const printer = new mod.EntryPrinter((t) => io.out(t));
-      await runTableShow(
-        s,
-        { table: name, key: opts.key, filter: opts.filter },
-        (e) => printer.push(e),
-        (info) => printer.header(info),
-      );
-      printer.end({ header: opts.key === undefined });
+      const printer = new mod.EntryPrinter((t) => output.write(t));
+      try {
+        await runTableShow(
+          s,
+          { table: name, key: opts.key, filter: opts.filter },
+          (e) => printer.push(e),
+          (info) => printer.header(info),
+        );
+        printer.end({ header: opts.key === undefined });
+      } finally {
+        output.flush();
+      }
       if (opts.key !== undefined && printer.count === 0) await missingKey();
     });
 }
