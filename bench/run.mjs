@@ -2,6 +2,7 @@
 // same machine: Node's own start-up (`node -e 0`) and socat, the tool operators use today.
 //
 //   npm run bench            (or: node bench/run.mjs [--runs 30] [--servers 10000] [--entries 1000000])
+//   node bench/run.mjs --reads         only show stat and show table (3. below), the large reads
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -80,53 +81,58 @@ const children = [];
 try {
   console.log(`hapops bench (${RUNS} runs each, median wall time)\n`);
 
-  // 1. One-shot start-up: `hapops info` against Node's own start and socat.
-  const small = await startHaproxy(
-    dir,
-    `global\n  stats socket ${dir}/admin.sock mode 600 level admin\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nbackend be_app\n  server app1 127.0.0.1:9\n  server app2 127.0.0.1:9\n`,
-  );
-  children.push(small.proc);
-  const nodeStart = time("node -e 0");
-  const socatInfo = time(`echo "show info" | socat stdio UNIX-CONNECT:${small.sock}`);
-  const hapInfo = time(`node ${BIN} -s ${small.sock} info`);
-  const hapInfoJson = time(`node ${BIN} -s ${small.sock} info --json`);
-  const hapServers = time(`node ${BIN} -s ${small.sock} servers`);
-  const hapVersion = time(`node ${BIN} --version`);
-  console.log("one-shot commands");
-  row("node -e 0 (Node's own start)", nodeStart);
-  row('echo "show info" | socat', socatInfo);
-  row("hapops --version", hapVersion, nodeStart, "node -e 0");
-  row("hapops info", hapInfo, nodeStart, "node -e 0");
-  console.log(`  ${"".padEnd(44)} ${"".padStart(11)}  ${(hapInfo / socatInfo).toFixed(2)}x socat`);
-  row("hapops info --json", hapInfoJson, nodeStart, "node -e 0");
-  row("hapops servers", hapServers, nodeStart, "node -e 0");
-  small.proc.kill();
-
-  // 2. A change over 1,000 servers: one pipelined hapops call against one socat call per server.
-  const k = mkdtempSync(join(dir, "thousand-"));
-  let kcfg = `global\n  stats socket ${k}/admin.sock mode 600 level admin\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nbackend be_big\n`;
-  for (let i = 0; i < 1000; i++)
-    kcfg += `  server s${i} 127.0.${i >> 8}.${i & 255 || 1}:80 weight 100\n`;
-  const thousand = await startHaproxy(k, kcfg);
-  children.push(thousand.proc);
-  const loop = (w) =>
-    `for i in $(seq 0 999); do echo "set server be_big/s$i weight ${w}" | socat stdio UNIX-CONNECT:${thousand.sock}; done`;
-  // Alternate target weights so every run really changes all 1,000 servers.
-  const hapTimes = [];
-  const socatTimes = [];
-  for (let i = 0; i < 3; i++) {
-    hapTimes.push(
-      time(`node ${BIN} -s ${thousand.sock} weight 'be_big/*' ${50 + i} >/dev/null`, 1),
+  // --reads: only the large reads (3.), for work on the parsers and the JSON writers.
+  if (!args.includes("--reads")) {
+    // 1. One-shot start-up: `hapops info` against Node's own start and socat.
+    const small = await startHaproxy(
+      dir,
+      `global\n  stats socket ${dir}/admin.sock mode 600 level admin\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nbackend be_app\n  server app1 127.0.0.1:9\n  server app2 127.0.0.1:9\n`,
     );
-    socatTimes.push(time(loop(80 + i), 1));
+    children.push(small.proc);
+    const nodeStart = time("node -e 0");
+    const socatInfo = time(`echo "show info" | socat stdio UNIX-CONNECT:${small.sock}`);
+    const hapInfo = time(`node ${BIN} -s ${small.sock} info`);
+    const hapInfoJson = time(`node ${BIN} -s ${small.sock} info --json`);
+    const hapServers = time(`node ${BIN} -s ${small.sock} servers`);
+    const hapVersion = time(`node ${BIN} --version`);
+    console.log("one-shot commands");
+    row("node -e 0 (Node's own start)", nodeStart);
+    row('echo "show info" | socat', socatInfo);
+    row("hapops --version", hapVersion, nodeStart, "node -e 0");
+    row("hapops info", hapInfo, nodeStart, "node -e 0");
+    console.log(
+      `  ${"".padEnd(44)} ${"".padStart(11)}  ${(hapInfo / socatInfo).toFixed(2)}x socat`,
+    );
+    row("hapops info --json", hapInfoJson, nodeStart, "node -e 0");
+    row("hapops servers", hapServers, nodeStart, "node -e 0");
+    small.proc.kill();
+
+    // 2. A change over 1,000 servers: one pipelined hapops call against one socat call per server.
+    const k = mkdtempSync(join(dir, "thousand-"));
+    let kcfg = `global\n  stats socket ${k}/admin.sock mode 600 level admin\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nbackend be_big\n`;
+    for (let i = 0; i < 1000; i++)
+      kcfg += `  server s${i} 127.0.${i >> 8}.${i & 255 || 1}:80 weight 100\n`;
+    const thousand = await startHaproxy(k, kcfg);
+    children.push(thousand.proc);
+    const loop = (w) =>
+      `for i in $(seq 0 999); do echo "set server be_big/s$i weight ${w}" | socat stdio UNIX-CONNECT:${thousand.sock}; done`;
+    // Alternate target weights so every run really changes all 1,000 servers.
+    const hapTimes = [];
+    const socatTimes = [];
+    for (let i = 0; i < 3; i++) {
+      hapTimes.push(
+        time(`node ${BIN} -s ${thousand.sock} weight 'be_big/*' ${50 + i} >/dev/null`, 1),
+      );
+      socatTimes.push(time(loop(80 + i), 1));
+    }
+    console.log("\nset the weight of 1,000 servers (planned, applied, verified by read-back)");
+    const hapK = median(hapTimes);
+    const socatK = median(socatTimes);
+    row("1,000 x echo ... | socat (no check at all)", socatK);
+    row("hapops weight 'be_big/*' N", hapK, socatK, "socat loop");
+    console.log(`  ${"".padEnd(44)} ${"".padStart(11)}  ${(socatK / hapK).toFixed(1)}x faster`);
+    thousand.proc.kill();
   }
-  console.log("\nset the weight of 1,000 servers (planned, applied, verified by read-back)");
-  const hapK = median(hapTimes);
-  const socatK = median(socatTimes);
-  row("1,000 x echo ... | socat (no check at all)", socatK);
-  row("hapops weight 'be_big/*' N", hapK, socatK, "socat loop");
-  console.log(`  ${"".padEnd(44)} ${"".padStart(11)}  ${(socatK / hapK).toFixed(1)}x faster`);
-  thousand.proc.kill();
 
   // 3. Large answers are streamed: show stat with many servers, show table with many entries.
   const big = mkdtempSync(join(dir, "big-"));
@@ -203,4 +209,5 @@ try {
   for (const c of children) c.kill();
   rmSync(dir, { recursive: true, force: true });
 }
+if (args.includes("--reads")) process.exit(0);
 await (await import("./startup.mjs")).startupBench({ runs: RUNS });
