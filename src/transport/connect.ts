@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
-import type { PeerCertificate } from "node:tls";
+import type { PeerCertificate, SecureContext } from "node:tls";
 import { isIP } from "node:net";
 import { ConfigError, GuardError, SocketError, TimeoutError, tlsReason } from "../errors.js";
 import { formatTarget, isLoopbackHost, type Target } from "./target.js";
@@ -29,6 +29,30 @@ function readTlsFile(what: string, path: string | undefined): Buffer | undefined
   } catch (e) {
     throw new ConfigError(`cannot read TLS ${what} file ${path}: ${(e as Error).message}`);
   }
+}
+
+/**
+ * One secure context per set of TLS files, for the life of the process: a fleet run opens many
+ * connections with the same client certificate, and building the context (reading and parsing
+ * the key and the CA) was the largest single cost of a run over 20 targets (bench/README.md).
+ */
+const contexts = new Map<string, SecureContext>();
+
+function secureContext(
+  tls: typeof import("node:tls"),
+  files: { cert: string; key: string; ca: string },
+): SecureContext {
+  const id = JSON.stringify([files.cert, files.key, files.ca]);
+  let ctx = contexts.get(id);
+  if (!ctx) {
+    ctx = tls.createSecureContext({
+      cert: readTlsFile("certificate", files.cert),
+      key: readTlsFile("key", files.key),
+      ca: readTlsFile("CA", files.ca),
+    });
+    contexts.set(id, ctx);
+  }
+  return ctx;
 }
 
 /**
@@ -78,9 +102,7 @@ async function connectOnce(target: Target, opts: ConnectOptions): Promise<Socket
     socket = tls.connect({
       host: target.host,
       port: target.port,
-      cert: readTlsFile("certificate", files.cert),
-      key: readTlsFile("key", files.key),
-      ca: readTlsFile("CA", files.ca),
+      secureContext: secureContext(tls, { cert: files.cert, key: files.key, ca: files.ca }),
       ...(isIP(servername) ? {} : { servername }),
       ...(files.servername !== undefined
         ? {
