@@ -191,23 +191,24 @@ export async function resolveSettings(
   flags: GlobalFlags,
   environment: Environment,
   use: FleetUse = "none",
+  /** The config file as already read (a fleet's members: one read, not one per target). */
+  loaded?: { readonly path: string | undefined; readonly file: ConfigFile },
 ): Promise<Settings> {
-  if (environment.sudo) lockDown(flags, environment.env);
-  const configPath = environment.sudo ? SYSTEM_CONFIG : findConfigPath(flags, environment.env);
-  const file: ConfigFile = configPath ? await readConfigFile(configPath) : {};
+  if (environment.sudo && !loaded) lockDown(flags, environment.env);
+  const configPath =
+    loaded?.path ?? (environment.sudo ? SYSTEM_CONFIG : findConfigPath(flags, environment.env));
+  const file: ConfigFile = loaded?.file ?? (configPath ? await readConfigFile(configPath) : {});
   const names = fleetNames(flags, file, configPath, use);
   if (names) {
     const apply = fleetApply(flags, use);
-    const members: FleetMember[] = [];
-    for (const name of names.members)
-      members.push({
-        name,
-        settings: await resolveSettings({ ...withoutFleet(flags), socket: name }, environment),
+    const one = (name: string) =>
+      resolveSettings({ ...withoutFleet(flags), socket: name }, environment, "none", {
+        path: configPath,
+        file,
       });
-    const base = await resolveSettings(
-      { ...withoutFleet(flags), socket: names.members[0]! },
-      environment,
-    );
+    const members: FleetMember[] = [];
+    for (const name of names.members) members.push({ name, settings: await one(name) });
+    const base = await one(names.members[0]!);
     return {
       ...base,
       targetText: names.label,
