@@ -3,7 +3,13 @@ import type { FleetApply, FleetMember, Settings } from "../config/settings.js";
 import { ExitCode, FleetError, GuardError, isHapopsError, type HapopsError } from "../errors.js";
 import { formatDuration } from "../util/duration.js";
 import type { Operation, Report } from "./operation.js";
-import { runOperation, type EngineContext, type EngineUi, type WaitProgress } from "./run.js";
+import {
+  runOperation,
+  type EngineContext,
+  type EngineUi,
+  type SessionHold,
+  type WaitProgress,
+} from "./run.js";
 import type { Clock } from "./wait.js";
 
 /**
@@ -239,13 +245,51 @@ export async function runFleet(
 
   // 1. Check every target: the same dry run the operator can ask for, recorded only when it is one.
   const buffers = new Map(members.map((m) => [m.name, [] as string[]]));
+  // Applied at once right after the check, every target keeps the check's two sessions for the
+  // apply (half the handshakes); a rolling run, or more targets than run at once, would leave
+  // them idle past HAProxy's `stats timeout`, so it connects again.
+  const reuse = !fc.dryRun && fc.apply.mode === "parallel" && members.length <= MAX_PARALLEL;
+  const holds = new Map<string, SessionHold>(members.map((m) => [m.name, { keep: reuse }]));
   const checked = await fanOut(members, async (m) => {
     const t = byName.get(m.name)!;
     return runOperation(
       ctxFor(t, true, !fc.dryRun, buffers.get(m.name)),
       await t.build(m.settings),
+      holds.get(m.name),
     );
   });
+  /** A target's kept sessions, handed over to the run that applies (which closes them). */
+  const take = (name: string) => {
+    const h = holds.get(name);
+    const open = h?.sessions;
+    if (h) h.sessions = undefined;
+    return open;
+  };
+  try {
+    return await decideAndApply(fc, report, targets, checked, buffers, ctxFor, take);
+  } finally {
+    // Whatever was not applied (a refused run, targets not started) is closed here.
+    await Promise.all(
+      members.map(async (m) => {
+        await take(m.name)
+          ?.close()
+          .catch(() => undefined);
+      }),
+    );
+  }
+}
+
+async function decideAndApply(
+  fc: FleetContext,
+  report: FleetReport,
+  targets: readonly FleetTarget[],
+  checked: readonly Reached<Report>[],
+  buffers: ReadonlyMap<string, string[]>,
+  ctxFor: (t: FleetTarget, dryRun: boolean, quiet: boolean, buffer?: string[]) => EngineContext,
+  take: (name: string) => SessionHold["sessions"],
+): Promise<FleetReport> {
+  const byName = new Map(targets.map((t) => [t.member.name, t]));
+  const members = targets.map((t) => t.member);
   const planned = checked.map((r) => outcomeOf(r.name, r, true));
   if (fc.dryRun) {
     // A refusal was recorded by the dry run itself; a target it could not reach is recorded here.
@@ -339,7 +383,10 @@ export async function runFleet(
       r = {
         name: m.name,
         ok: true,
-        value: await runOperation(ctxFor(t, false, false), await t.build(m.settings)),
+        value: await runOperation(ctxFor(t, false, false), await t.build(m.settings), {
+          sessions: take(m.name),
+          keep: false,
+        }),
       };
     } catch (e) {
       if (!isHapopsError(e)) throw e;

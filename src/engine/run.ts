@@ -171,7 +171,21 @@ export function planJson(plan: Plan): Record<string, unknown> {
  * run the steps, read back, verify, and record the result. Returns the report; a failure is
  * thrown with the report attached.
  */
-export async function runOperation(ctx: EngineContext, first: Operation): Promise<Report> {
+/**
+ * Sessions a caller keeps between two runs on one target: a fleet run checks every target (a dry
+ * run), then applies on the same connections instead of opening new ones (each an mTLS
+ * handshake). `keep`: leave them open in `sessions` after this run; otherwise they are closed.
+ */
+export interface SessionHold {
+  sessions?: ChangeSessions | undefined;
+  keep: boolean;
+}
+
+export async function runOperation(
+  ctx: EngineContext,
+  first: Operation,
+  hold?: SessionHold,
+): Promise<Report> {
   const report: Report = {
     op: first.op,
     target: ctx.settings.targetText,
@@ -182,9 +196,11 @@ export async function runOperation(ctx: EngineContext, first: Operation): Promis
     verified: false,
     steps: [],
   };
-  let sessions: ChangeSessions | undefined;
+  let sessions: ChangeSessions | undefined = hold?.sessions;
+  let failed = false;
+  if (hold) hold.sessions = undefined;
   try {
-    sessions = await openChangeSessions(
+    sessions ??= await openChangeSessions(
       ctx.settings,
       `hapops ${first.op}`,
       first.readLevel,
@@ -210,9 +226,12 @@ export async function runOperation(ctx: EngineContext, first: Operation): Promis
     }
     return report;
   } catch (e) {
+    failed = true;
     return attach(await explainLostAnswer(ctx.settings, e), report);
   } finally {
-    await sessions?.close();
+    // A run that failed leaves nothing to reuse: its sessions may be cut or mid-answer.
+    if (hold?.keep && !failed) hold.sessions = sessions;
+    else await sessions?.close();
   }
 }
 
