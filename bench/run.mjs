@@ -3,12 +3,15 @@
 //
 //   npm run bench            (or: node bench/run.mjs [--runs 30] [--servers 10000] [--entries 1000000])
 //   node bench/run.mjs --reads         only show stat and show table (3. below), the large reads
+//   node bench/run.mjs --only core     the one-instance benchmarks below
+//   node bench/run.mjs --only fleet    one change over 20 HAProxy instances (bench/fleet.mjs)
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fleetBench } from "./fleet.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(root, "dist", "hapops.cjs");
@@ -20,6 +23,17 @@ const opt = (name, def) => {
 const RUNS = opt("runs", 30);
 const SERVERS = opt("servers", 10_000);
 const ENTRIES = opt("entries", 1_000_000);
+const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+if (only !== undefined && only !== "core" && only !== "fleet") {
+  console.error(`--only ${only}: core or fleet`);
+  process.exit(2);
+}
+const fleet = () =>
+  fleetBench({ runs: RUNS, instances: opt("instances", 20), batch: opt("batch", 5) });
+if (only === "fleet") {
+  await fleet();
+  process.exit(0);
+}
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -211,3 +225,4 @@ try {
 }
 if (args.includes("--reads")) process.exit(0);
 await (await import("./startup.mjs")).startupBench({ runs: RUNS });
+if (only === undefined) await fleet();
