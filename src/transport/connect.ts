@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
+import type * as Tls from "node:tls";
 import type { PeerCertificate, SecureContext } from "node:tls";
 import { isIP } from "node:net";
 import { ConfigError, GuardError, SocketError, TimeoutError, tlsReason } from "../errors.js";
@@ -39,7 +40,7 @@ function readTlsFile(what: string, path: string | undefined): Buffer | undefined
 const contexts = new Map<string, SecureContext>();
 
 function secureContext(
-  tls: typeof import("node:tls"),
+  tls: typeof Tls,
   files: { cert: string; key: string; ca: string },
 ): SecureContext {
   const id = JSON.stringify([files.cert, files.key, files.ca]);
