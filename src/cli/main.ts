@@ -35,7 +35,63 @@ Exit codes:
   cut off, or level too low   5 audit log unavailable   6 a wait timed out   130 Ctrl-C
 `;
 
-export function buildProgram(json = false): Command {
+/**
+ * The commands, in the order --help lists them, each group by the names and aliases it puts at
+ * the top level (a unit test holds this list to what each function registers).
+ */
+export const COMMAND_GROUPS: readonly (readonly [
+  names: readonly string[],
+  register: (p: Command) => void,
+])[] = [
+  [["info", "stat", "servers", "certs"], registerReadCommands],
+  [["table"], registerTableCommands],
+  [["drain", "maint", "disable", "ready", "enable", "weight"], registerChangeCommands],
+  [["server"], registerLifecycleCommands],
+  [["health", "agent", "maxconn"], registerCheckCommands],
+  [["sessions", "errors"], registerSessionCommands],
+  [["rotate-cert"], registerCertCommands],
+  [["reload"], registerReloadCommands],
+  [["map"], (p) => registerMapCommands(p, "map")],
+  [["acl"], (p) => registerMapCommands(p, "acl")],
+  [["shell", "raw"], (p) => registerOpsCommands(p, (argv) => main(argv))],
+  [["audit", "setup", "doctor", "sandbox"], registerAdminCommands],
+  [["state", "drift"], registerStateCommands],
+  [["completion", "__complete"], registerCompletionCommands],
+];
+
+/** Commands that read the whole tree: shell completion's script and candidates, the shell's Tab. */
+const WHOLE_TREE = new Set(["completion", "__complete", "shell"]);
+
+/**
+ * The commands `argv` needs, when that is sure without the others: commander, given only the
+ * program's options before the command's name, parses and reports the same with the command's
+ * group alone (start-up: building every command costs ~2 ms more than one group). `--version`
+ * among those options needs no command. Anything else (no command, an unknown word, a command's
+ * flag before its name, which commandFirst moves by the whole tree's flags, help, WHOLE_TREE)
+ * gets every command, as before.
+ */
+export function commandsFor(
+  program: Command,
+  argv: readonly string[],
+): typeof COMMAND_GROUPS | undefined {
+  const own = new Map<string, boolean>();
+  for (const o of program.options)
+    for (const f of [o.short, o.long]) if (f) own.set(f, o.required || o.optional);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const group = COMMAND_GROUPS.find(([names]) => names.includes(a));
+    if (group) return WHOLE_TREE.has(a) ? undefined : [group];
+    if (a === "-V" || a === "--version") return [];
+    // The program's options as commandFirst reads them: `--socket=x` or `--socket x`.
+    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    if (!own.has(flag)) return undefined;
+    if (own.get(flag) && !a.includes("=") && i + 1 < argv.length) i++;
+  }
+  return undefined;
+}
+
+/** The program; with `argv`, only the commands it needs (commandsFor). */
+export function buildProgram(json = false, argv?: readonly string[]): Command {
   const program = new Command("hapops")
     .description("Safe, audited operations on HAProxy through its runtime API")
     .version(VERSION, "-V, --version")
@@ -88,20 +144,8 @@ export function buildProgram(json = false): Command {
 
   // Every action, whatever the command, passes the gate first.
   program.hook("preAction", (_program, action) => gate(action));
-  registerReadCommands(program);
-  registerTableCommands(program);
-  registerChangeCommands(program);
-  registerLifecycleCommands(program);
-  registerCheckCommands(program);
-  registerSessionCommands(program);
-  registerCertCommands(program);
-  registerReloadCommands(program);
-  registerMapCommands(program, "map");
-  registerMapCommands(program, "acl");
-  registerOpsCommands(program, (argv) => main(argv));
-  registerAdminCommands(program);
-  registerStateCommands(program);
-  registerCompletionCommands(program);
+  const groups = (argv && commandsFor(program, argv)) ?? COMMAND_GROUPS;
+  for (const [, register] of groups) register(program);
   return program;
 }
 
@@ -175,7 +219,7 @@ export function commandFirst(program: Command, argv: readonly string[]): string[
 
 export async function main(argv: readonly string[]): Promise<number> {
   const json = argv.includes("--json");
-  const program = buildProgram(json);
+  const program = buildProgram(json, argv);
   try {
     await program.parseAsync(commandFirst(program, argv), { from: "user" });
     return ExitCode.ok;
