@@ -86,66 +86,134 @@ function getent(db: string, key: string): string | undefined {
   }
 }
 
+/** A passwd entry with the groups `id -Gn -- <its name>` prints. */
+export interface IdEntry {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly groups: readonly string[];
+}
+
+/** A user or group name `id` prints that reads back unambiguously (no space, comma or bracket). */
+const NAME = String.raw`[^\s(),]+`;
+const ID_LINE = new RegExp(
+  String.raw`^uid=(\d+)\((${NAME})\) gid=(\d+)\((${NAME})\)(?: groups=(\d+(?:\(${NAME}\))?(?:,\d+(?:\(${NAME}\))?)*))?\n?$`,
+);
+
 /**
- * The real system: getent and id (by absolute path, so NSS users from LDAP and the like count,
- * and never a program from the caller's PATH), and /proc.
+ * What `id -- <key>` printed (LC_ALL=C), read as getent's passwd entry and `id -Gn`'s groups:
+ * coreutils prints `uid=U(name) gid=G(group) groups=G(group),H(other)...` from the same
+ * lookups (id.c print_full_info; group-list.c print_group_list prints the gid first, then the
+ * others but the gid). undefined, so that the caller asks getent and `id -Gn` as before, when
+ * the answer is not for `key` (a uid, or a name passwd spells the same way) or when anything in
+ * it could read otherwise: a group without a name (`id -Gn` fails on it), a name with a space
+ * (`id -Gn` output is split on spaces), a comma or a bracket.
  */
-export const systemProbe = (env: NodeJS.ProcessEnv): IdentityProbe => ({
-  uid: process.getuid?.() ?? 0,
-  euid: process.geteuid?.() ?? 0,
-  ppid: process.ppid,
-  env,
-  lookupUser(key) {
-    const line = getent("passwd", String(key));
-    if (!line) return undefined;
-    const [name, , uid, gid] = line.split("\n")[0]!.split(":");
-    if (name === undefined || uid === undefined || gid === undefined) return undefined;
-    return { name, uid: Number(uid), gid: Number(gid) };
-  },
-  groupsOf(user) {
-    try {
-      return runTool("id", "coreutils", ["-Gn", "--", user], {
-        stdio: ["ignore", "pipe", "ignore"],
-      })
-        .trim()
-        .split(/\s+/)
-        .filter(Boolean);
-    } catch {
-      return [];
-    }
-  },
-  parentProgram(ppid) {
-    try {
-      return basename(readlinkSync(`/proc/${ppid}/exe`));
-    } catch {
+export function parseIdLine(text: string, key: string | number): IdEntry | undefined {
+  const m = ID_LINE.exec(text);
+  if (!m) return undefined;
+  const [uid, name, gid] = [Number(m[1]), m[2]!, m[3]!];
+  if (typeof key === "number" ? uid !== key : name !== key) return undefined;
+  const groups = [m[4]!];
+  for (const item of m[5]?.split(",") ?? []) {
+    const open = item.indexOf("(");
+    if (open < 0) return undefined;
+    if (item.slice(0, open) !== gid) groups.push(item.slice(open + 1, -1));
+  }
+  return { name, uid, gid: Number(gid), groups };
+}
+
+/**
+ * One `id -- <user>` for a passwd entry and its groups. A uid is asked as `+<uid>` (coreutils:
+ * a number, never a name); a name as itself, unless it starts like a number (getent reads an
+ * all-digit key as a uid). undefined when id fails or its answer is not plain (parseIdLine):
+ * then getent and `id -Gn` decide, as they always did.
+ */
+function idLookup(key: string | number): IdEntry | undefined {
+  const numeric = typeof key === "number";
+  if (numeric ? !Number.isSafeInteger(key) || key < 0 : key === "" || /^\s*[+-]?\d/.test(key))
+    return undefined;
+  try {
+    const out = runTool("id", "coreutils", ["--", numeric ? `+${key}` : key], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    return parseIdLine(out, key);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The real system: id, else getent and `id -Gn` (by absolute path, so NSS users from LDAP and
+ * the like count, and never a program from the caller's PATH), and /proc. A lookup and then the
+ * groups of the user it found cost one helper (idLookup), not two.
+ */
+export const systemProbe = (env: NodeJS.ProcessEnv): IdentityProbe => {
+  const groupsFound = new Map<string, readonly string[]>();
+  return {
+    uid: process.getuid?.() ?? 0,
+    euid: process.geteuid?.() ?? 0,
+    ppid: process.ppid,
+    env,
+    lookupUser(key) {
+      const found = idLookup(key);
+      if (found) {
+        groupsFound.set(found.name, found.groups);
+        return { name: found.name, uid: found.uid, gid: found.gid };
+      }
+      const line = getent("passwd", String(key));
+      if (!line) return undefined;
+      const [name, , uid, gid] = line.split("\n")[0]!.split(":");
+      if (name === undefined || uid === undefined || gid === undefined) return undefined;
+      return { name, uid: Number(uid), gid: Number(gid) };
+    },
+    groupsOf(user) {
+      const found = groupsFound.get(user);
+      if (found) return [...found];
       try {
-        return readFileSync(`/proc/${ppid}/comm`, "utf8").trim();
+        return runTool("id", "coreutils", ["-Gn", "--", user], {
+          stdio: ["ignore", "pipe", "ignore"],
+        })
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean);
+      } catch {
+        return [];
+      }
+    },
+    parentProgram(ppid) {
+      try {
+        return basename(readlinkSync(`/proc/${ppid}/exe`));
+      } catch {
+        try {
+          return readFileSync(`/proc/${ppid}/comm`, "utf8").trim();
+        } catch {
+          return undefined;
+        }
+      }
+    },
+    loginuid() {
+      try {
+        const v = Number(readFileSync("/proc/self/loginuid", "utf8").trim());
+        // 4294967295 is (uid_t)-1: no login uid recorded.
+        return Number.isInteger(v) && v !== 4294967295 ? v : undefined;
       } catch {
         return undefined;
       }
-    }
-  },
-  loginuid() {
-    try {
-      const v = Number(readFileSync("/proc/self/loginuid", "utf8").trim());
-      // 4294967295 is (uid_t)-1: no login uid recorded.
-      return Number.isInteger(v) && v !== 4294967295 ? v : undefined;
-    } catch {
-      return undefined;
-    }
-  },
-  tty() {
-    for (const fd of [0, 1, 2]) {
-      try {
-        const t = readlinkSync(`/proc/self/fd/${fd}`);
-        if (t.startsWith("/dev/pts/") || t.startsWith("/dev/tty")) return t;
-      } catch {
-        // not a tty or no /proc
+    },
+    tty() {
+      for (const fd of [0, 1, 2]) {
+        try {
+          const t = readlinkSync(`/proc/self/fd/${fd}`);
+          if (t.startsWith("/dev/pts/") || t.startsWith("/dev/tty")) return t;
+        } catch {
+          // not a tty or no /proc
+        }
       }
-    }
-    return undefined;
-  },
-});
+      return undefined;
+    },
+  };
+};
 
 /** The variables sudo sets for the command it runs (sudo(8), "Command environment"). */
 const SUDO_VARS = ["SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND"] as const;
