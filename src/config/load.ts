@@ -20,7 +20,7 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
     throw new ConfigError(`cannot read config ${path}: ${why}`, { path });
   }
   // js-yaml rather than yaml: half the start-up cost on every command (measured in bench/).
-  const [{ load }, { configSchema }] = await Promise.all([
+  const [{ load }, { configSchemaFor }] = await Promise.all([
     import("js-yaml"),
     import("./schema.js"),
   ]);
@@ -33,7 +33,7 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
       { path },
     );
   }
-  const result = configSchema.safeParse(data);
+  const result = configSchemaFor(data).safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const where = issue.path.length > 0 ? issue.path.join(".") : "(top level)";
