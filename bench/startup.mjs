@@ -3,8 +3,13 @@
 // npm run package), with and without the code cache, and for the single-file bundle the build
 // made before (no launcher, no cache, every builtin loaded at start). Goals (issue 15): `info`
 // within 1.2x node -e 0 for the bundle and the binary alike, an audited drain within 1.5x.
+// Beside node -e 0, the floor: a Node program that does nothing but send `show info` over the
+// socket and print the answer (what Node itself costs to load net and streams and connect).
 //
-//   node bench/startup.mjs [--runs 30]        (npm run bench runs it too)
+//   node bench/startup.mjs [--runs 30] [--dist DIR] [--compare DIR]     (npm run bench runs it too)
+//
+// --dist: the build in DIR (hapops.cjs, its program and cache, the binary hapops when there)
+// instead of dist/; --compare: also the build in DIR, in the same run (a change's before/after).
 import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -83,7 +88,13 @@ async function singleFileBundle(out) {
   });
 }
 
-export async function startupBench({ runs = 30 } = {}) {
+/** The floor for `info`: one `show info` over the socket, printed, and nothing else. */
+const BARE_INFO = `const s = require("node:net").connect(process.argv[2]);
+let t = "";
+s.setEncoding("latin1").on("data", (d) => (t += d)).on("end", () => process.stdout.write(t));
+s.end("show info\\n");`;
+
+export async function startupBench({ runs = 30, dist = join(root, "dist"), compare } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "hapops-startup-"));
   const env = {
     PATH: process.env.PATH,
@@ -99,19 +110,27 @@ export async function startupBench({ runs = 30 } = {}) {
     const nocache = join(dir, "nocache");
     spawnSync("mkdir", [nocache]);
     for (const f of ["hapops.cjs", "hapops.program.js"])
-      copyFileSync(join(root, "dist", f), join(nocache, f));
+      copyFileSync(join(dist, f), join(nocache, f));
     const single = join(dir, "single", "hapops.cjs");
     await singleFileBundle(single);
 
     const variants = [
-      ["bundle", `node ${join(root, "dist", "hapops.cjs")}`],
+      ["bundle", `node ${join(dist, "hapops.cjs")}`],
       ["bundle, no code cache", `node ${join(nocache, "hapops.cjs")}`],
       ["single-file bundle (before)", `node ${single}`],
     ];
-    const binary = join(root, "dist", "hapops");
-    if (existsSync(binary)) variants.push(["binary (dist/hapops)", binary]);
-    const cmds = ["node -e 0"];
-    const labels = ["node -e 0 (Node's own start)"];
+    const binary = join(dist, "hapops");
+    if (existsSync(binary))
+      variants.push([dist === join(root, "dist") ? "binary (dist/hapops)" : "binary", binary]);
+    if (compare !== undefined) {
+      variants.push([`${compare}: bundle`, `node ${join(compare, "hapops.cjs")}`]);
+      if (existsSync(join(compare, "hapops")))
+        variants.push([`${compare}: binary`, join(compare, "hapops")]);
+    }
+    const bare = join(dir, "bare-info.cjs");
+    writeFileSync(bare, BARE_INFO);
+    const cmds = ["node -e 0", `node ${bare} ${s}`];
+    const labels = ["node -e 0 (Node's own start)", "node: show info, bare (the floor)"];
     for (const [name, run] of variants) {
       cmds.push(`${run} --version`, `${run} -s ${s} info`, [
         `${run} -s ${s} drain be_app/app1 --reason bench`,
@@ -124,6 +143,8 @@ export async function startupBench({ runs = 30 } = {}) {
     console.log(
       `\nstart-up (${runs} runs each, median wall time; goals: info <= 1.2x and an audited drain <= 1.5x node -e 0)`,
     );
+    if (dist !== join(root, "dist") || compare !== undefined)
+      console.log(`  (bundle and binary: ${dist}${compare ? `; compared: ${compare}` : ""})`);
     // Measured with only PATH, HOME and a config in the environment: a variable such as
     // NODE_EXTRA_CA_CERTS (a file Node reads at every start, ~30 ms for Debian's bundle) slows
     // node -e 0 as much as hapops, and would hide what hapops itself adds.
@@ -145,6 +166,13 @@ export async function startupBench({ runs = 30 } = {}) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const i = process.argv.indexOf("--runs");
-  await startupBench({ runs: i > 0 ? Number(process.argv[i + 1]) : 30 });
+  const opt = (name) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  await startupBench({
+    runs: Number(opt("--runs") ?? 30),
+    ...(opt("--dist") ? { dist: resolve(opt("--dist")) } : {}),
+    ...(opt("--compare") ? { compare: resolve(opt("--compare")) } : {}),
+  });
 }
