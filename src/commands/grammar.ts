@@ -1,15 +1,23 @@
-import type { Level } from "./levels.js";
+import { levelRank, type Level } from "./levels.js";
 
 /**
  * The runtime commands hapops sends, as data: HAProxy's own words (grep management.txt 9.3 for
- * them), the least level each needs, and whether it changes state. Levels were measured on 2.6:
- * `show table <name>` lists entries only at operator level ("# contents not dumped due to
- * insufficient privileges" below that) and `show ssl cert` at user level answers
- * "Can't allocate memory!".
+ * them), the least level each needs, and whether it changes state. Levels were measured on every
+ * version from 2.4 to 3.4 by scripts/capture-level-fixtures.sh (test/fixtures/haproxy-<version>/
+ * levels.txt; test/unit/grammar-levels.test.ts holds this table to them): `show table <name>`
+ * lists entries only at operator level ("# contents not dumped due to insufficient privileges"
+ * below that), `show ssl cert` at user level answers "Can't allocate memory!", and from 3.4 every
+ * map and ACL command, reads included, needs admin (`levels`).
  */
 export interface CommandSpec {
   readonly words: string;
+  /** The least level any version takes it at: below it, every version refuses it. */
   readonly level: Level;
+  /**
+   * Versions that want more than `level`, as `[since, level]` from the first version measured to
+   * want it (`[["3.4", "admin"]]`): the level is per version. See levelOn and sessionLevel.
+   */
+  readonly levels?: readonly (readonly [since: string, level: Level])[];
   readonly mutates: boolean;
   readonly usage: string;
   /**
@@ -29,6 +37,58 @@ function spec(
   return unterminated
     ? { words, level, mutates, usage, unterminated }
     : { words, level, mutates, usage };
+}
+
+/**
+ * Maps and ACLs: HAProxy 2.4 to 3.2 take every map and ACL command at user level, changes
+ * included; 3.4.0 answers "Permission denied" to all of them below admin, `show map` too
+ * (measured: test/fixtures/haproxy-3.4/levels.txt). 3.3 was not measured.
+ */
+function mapSpec(words: string, mutates: boolean, usage: string): CommandSpec {
+  return { ...spec(words, "user", mutates, usage), levels: [["3.4", "admin"]] };
+}
+
+/** `major.minor` of a version ("3.4.0-64a335366", "2.6.12-1+deb12u4", "3.4"), or undefined. */
+function majorMinor(version: string): [number, number] | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+function atLeast(version: readonly [number, number], since: string): boolean {
+  const s = majorMinor(since);
+  if (!s) return false;
+  return version[0] > s[0] || (version[0] === s[0] && version[1] >= s[1]);
+}
+
+/**
+ * The level `spec` needs on one HAProxy version (as `show info` prints it). For an unknown
+ * version, the highest any version needs: hapops does not guess down.
+ */
+export function levelOn(spec: CommandSpec, version: string | undefined): Level {
+  const v = version === undefined ? undefined : majorMinor(version);
+  if (v === undefined) return sessionLevel(spec);
+  let level = spec.level;
+  for (const [since, l] of spec.levels ?? []) if (atLeast(v, since)) level = l;
+  return level;
+}
+
+/**
+ * The level a session that sends `spec` is never lowered below: the highest any version needs.
+ * A session cannot raise its level back (`user`/`operator` only lower it), so a read lowered to
+ * `spec.level` would be refused on the versions that want more (`show map` on 3.4). The check
+ * before sending uses `spec.level`: below that, every version refuses.
+ */
+export function sessionLevel(spec: CommandSpec): Level {
+  let level = spec.level;
+  for (const [, l] of spec.levels ?? []) if (levelRank(l) > levelRank(level)) level = l;
+  return level;
+}
+
+/** `'admin' from HAProxy 3.4 ('user' before)`, or `'operator'`: for messages. */
+export function describeLevels(spec: CommandSpec): string {
+  if (!spec.levels || spec.levels.length === 0) return `'${spec.level}'`;
+  const parts = spec.levels.map(([since, l]) => `'${l}' from HAProxy ${since}`);
+  return `${parts.join(", ")} ('${spec.level}' before)`;
 }
 
 export const GRAMMAR = {
@@ -87,33 +147,28 @@ export const GRAMMAR = {
   abortSslCert: spec("abort ssl cert", "admin", true, "abort ssl cert <filename>"),
   // Raises the idle cut-off for this session only (default 10 s or `stats timeout`).
   setTimeoutCli: spec("set timeout cli", "user", false, "set timeout cli <seconds>"),
-  // Maps and ACLs. Measured on 2.6: these answer at user level, changes included.
-  showMap: spec("show map", "user", false, "show map [<map>]"),
-  showAcl: spec("show acl", "user", false, "show acl [<acl>]"),
-  getMap: spec("get map", "user", false, "get map <map> <value>"),
-  getAcl: spec("get acl", "user", false, "get acl <acl> <value>"),
-  addMap: spec(
+  // Maps and ACLs: user level up to 3.2, changes included; admin from 3.4 (mapSpec).
+  showMap: mapSpec("show map", false, "show map [<map>]"),
+  showAcl: mapSpec("show acl", false, "show acl [<acl>]"),
+  getMap: mapSpec("get map", false, "get map <map> <value>"),
+  getAcl: mapSpec("get acl", false, "get acl <acl> <value>"),
+  addMap: mapSpec(
     "add map",
-    "user",
     true,
     "add map [@<ver>] <map> <key> <value> | add map @<ver> <map> <<",
   ),
-  addAcl: spec(
-    "add acl",
-    "user",
-    true,
-    "add acl [@<ver>] <acl> <pattern> | add acl @<ver> <acl> <<",
-  ),
-  setMap: spec("set map", "user", true, "set map <map> <key> <value>"),
-  delMap: spec("del map", "user", true, "del map <map> <key>"),
-  delAcl: spec("del acl", "user", true, "del acl <acl> <pattern>"),
-  prepareMap: spec("prepare map", "user", true, "prepare map <map>"),
-  prepareAcl: spec("prepare acl", "user", true, "prepare acl <acl>"),
-  commitMap: spec("commit map", "user", true, "commit map @<ver> <map>"),
-  commitAcl: spec("commit acl", "user", true, "commit acl @<ver> <acl>"),
+  addAcl: mapSpec("add acl", true, "add acl [@<ver>] <acl> <pattern> | add acl @<ver> <acl> <<"),
+  setMap: mapSpec("set map", true, "set map <map> <key> <value>"),
+  delMap: mapSpec("del map", true, "del map <map> <key>"),
+  delAcl: mapSpec("del acl", true, "del acl <acl> <pattern>"),
+  prepareMap: mapSpec("prepare map", true, "prepare map <map>"),
+  prepareAcl: mapSpec("prepare acl", true, "prepare acl <acl>"),
+  commitMap: mapSpec("commit map", true, "commit map @<ver> <map>"),
+  commitAcl: mapSpec("commit acl", true, "commit acl @<ver> <acl>"),
   // Empties one version: what a replace that fails before its commit leaves (management.txt 9.3).
-  clearMap: spec("clear map", "user", true, "clear map [@<ver>] <map>"),
-  clearAcl: spec("clear acl", "user", true, "clear acl [@<ver>] <acl>"),
+  // 3.4.0 answers it and leaves the version's entries (measured; ops/map.ts reads back).
+  clearMap: mapSpec("clear map", true, "clear map [@<ver>] <map>"),
+  clearAcl: mapSpec("clear acl", true, "clear acl [@<ver>] <acl>"),
   // The master CLI (HAProxy started with -W/-Ws and -S <socket>; management.txt 9.4). Measured:
   // `show proc` answers at user level on 2.6 but "Permission denied" below operator on 3.4;
   // `reload` answers "Permission denied" at user level and reloads at operator (2.6 and 3.4).

@@ -21,6 +21,8 @@ export type RawObjects =
 interface RawEntry {
   readonly words: string;
   readonly level: Level;
+  /** Versions that want more (grammar.ts CommandSpec.levels). */
+  readonly levels?: CommandSpec["levels"];
   readonly mutates: boolean;
   /** What a change touches; reads touch nothing. */
   readonly objects?: RawObjects;
@@ -37,6 +39,7 @@ function known(name: CommandName, objects?: RawObjects): RawEntry {
   return {
     words: spec.words,
     level: spec.level,
+    ...(spec.levels ? { levels: spec.levels } : {}),
     mutates: spec.mutates,
     ...(spec.mutates && objects ? { objects } : {}),
     ...("unterminated" in spec && spec.unterminated ? { unterminated: true as const } : {}),
@@ -259,6 +262,7 @@ export function parseRaw(text: string): RawCommand {
   const spec: CommandSpec = {
     words: best.words,
     level: best.level,
+    ...(best.levels ? { levels: best.levels } : {}),
     mutates: best.mutates,
     usage: best.words,
     ...(best.unterminated ? { unterminated: true as const } : {}),

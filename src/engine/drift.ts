@@ -5,7 +5,7 @@ import { showInfo, showMaps, showSslCert, type MapKind } from "../commands/build
 import type { Settings } from "../config/settings.js";
 import { parsePem } from "../certs/pem.js";
 import { certFacts, normaliseSerial } from "../certs/validate.js";
-import { LevelError } from "../errors.js";
+import { HaproxyError, LevelError } from "../errors.js";
 import { readServerConfig, readStateFile } from "../host/state-file.js";
 import {
   buildDriftReport,
@@ -79,8 +79,14 @@ async function readRuntime(settings: Settings): Promise<RuntimeFacts> {
           `an uncommitted certificate transaction is open for ${list.transactions.join(", ")}: compared with what HAProxy serves, not with it`,
         );
     } catch (e) {
-      if (!(e instanceof LevelError)) throw e;
-      notes.push(`certificates not compared: ${e.message}`);
+      // An HAProxy built without OpenSSL (the matrix's 2.4.0) has no `show ssl cert`: it
+      // answers "Unknown command" (measured), and serves no certificate to compare.
+      if (e instanceof HaproxyError && /^Unknown command/.test(e.haproxyMessage))
+        notes.push(
+          "certificates not compared: this HAProxy has no `show ssl cert` (built without TLS)",
+        );
+      else if (!(e instanceof LevelError)) throw e;
+      else notes.push(`certificates not compared: ${e.message}`);
     }
     await session.lowerTo("user");
     const [views, info] = await Promise.all([

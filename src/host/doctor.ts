@@ -3,10 +3,13 @@ import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { readConfigFile, SYSTEM_CONFIG } from "../config/load.js";
 import type { Settings } from "../config/settings.js";
-import { showCliSockets } from "../commands/builders.js";
+import { showCliSockets, showInfo } from "../commands/builders.js";
+import { GRAMMAR, levelOn } from "../commands/grammar.js";
+import { isLevel, levelAtLeast } from "../commands/levels.js";
 import { withSession } from "../engine/connect.js";
 import { masterCli } from "../engine/master.js";
 import { parseCliSockets } from "../parse/cli-sockets.js";
+import { parseInfo } from "../parse/info.js";
 import {
   DEFAULT_STATS_MAXCONN,
   parseStatsLimits,
@@ -104,9 +107,13 @@ async function socketChecks(settings: Settings): Promise<Check[]> {
     else out.push(ok("socket mode", `${t.path}: mode ${m.mode.toString(8)}`));
   }
   try {
-    const { level, sockets } = await withSession(settings, "hapops doctor", async (s) => {
-      const lines = await s.run(showCliSockets());
-      return { level: await s.level(), sockets: parseCliSockets(lines) };
+    const { level, sockets, version } = await withSession(settings, "hapops doctor", async (s) => {
+      const [lines, info] = await Promise.all([s.run(showCliSockets()), s.run(showInfo())]);
+      return {
+        level: await s.level(),
+        sockets: parseCliSockets(lines),
+        version: parseInfo(info)["Version"],
+      };
     });
     out.push(
       level === "admin"
@@ -140,13 +147,18 @@ async function socketChecks(settings: Settings): Promise<Check[]> {
     }
     if (!sockets.some((s) => s.address.startsWith("ipv")))
       out.push(ok("exposed sockets", "no TCP runtime sockets"));
-    // Measured on 2.6: add/set/del/clear map and acl answer at user level, so a "read-only"
-    // socket can still rewrite maps and ACLs (and with them routing and blocking).
-    for (const s of sockets.filter((x) => x.level !== "admin"))
+    // Up to 3.2, add/set/del/clear map and acl answer at user level, so a "read-only" socket
+    // can still rewrite maps and ACLs (and with them routing and blocking); 3.4 wants admin
+    // (the grammar's levels per version, measured). Without a version, warn.
+    const release = /^\d+\.\d+/.exec(version ?? "")?.[0];
+    const mapLevel = release ? levelOn(GRAMMAR.addMap, release) : GRAMMAR.addMap.level;
+    for (const s of sockets.filter(
+      (x) => x.level !== "admin" && (!isLevel(x.level) || levelAtLeast(x.level, mapLevel)),
+    ))
       out.push(
         warn(
           "map access",
-          `${s.address} is level ${s.level}, yet HAProxy 2.6 lets any level change maps and ACLs on it`,
+          `${s.address} is level ${s.level}, yet ${release ? `HAProxy ${release}` : "this HAProxy"} lets ${mapLevel === "user" ? "any level" : `level ${mapLevel}`} change maps and ACLs on it`,
           "give it the same file mode or network protection as the admin socket",
         ),
       );

@@ -14,6 +14,7 @@ import {
   type MapKind,
   type RuntimeCommand,
 } from "../commands/builders.js";
+import { GRAMMAR, sessionLevel } from "../commands/grammar.js";
 import { levelRank, type Level } from "../commands/levels.js";
 import type { ChangeSessions } from "../engine/change.js";
 import type { Guard, Operation, Plan, Step, Verification } from "../engine/operation.js";
@@ -375,9 +376,9 @@ export function checkMapEntry(body: MapEntryBody, after: readonly MapEntry[]): s
 export function mapEntryOperation(req: MapEntryRequest): Operation<MapState, MapEntryBody> {
   return {
     op: `${req.kind} ${req.op}`,
-    // The socket's own level: HAProxy 3.4 answers "Permission denied" to every map and ACL
-    // command below admin, reads included (measured); 2.6 takes them at user.
-    readLevel: "admin",
+    // Never below what some version needs for map reads (grammar.ts): admin, as HAProxy 3.4
+    // answers "Permission denied" to every map and ACL command below it; 2.4-3.2 take user.
+    readLevel: sessionLevel(GRAMMAR.showMap),
     async read(sessions) {
       const info = await findMap(sessions.read, req.kind, req.ref);
       return { info, entries: await readEntries(sessions.read, req.kind, req.ref) };
@@ -690,11 +691,25 @@ export async function runReplace(
     sent.push(clear.line);
     try {
       await write.run(clear);
-      amend(
-        e,
-        `nothing was committed (${ref} serves its old contents) and the uncommitted version ${version} was cleared`,
-        { version, cleared: true, compensation: [clear.line] },
+      // Read back: HAProxy 3.4.0 answers `clear map|acl @<ver>` and leaves the version's entries
+      // (measured; 2.4 to 3.2 empty it). They serve nothing, and the next commit of this map
+      // drops every older version (measured on 3.4.0 too).
+      const left = await write.run(showMap(kind, ref, version)).then(
+        (lines) => lines.filter((l) => parseMapEntry(l, kind === "map") !== undefined).length,
+        () => 0,
       );
+      if (left > 0)
+        amend(
+          e,
+          `nothing was committed (${ref} serves its old contents); HAProxy answered \`${clear.line}\` but the uncommitted version ${version} still holds ${left} ${left === 1 ? "entry" : "entries"} (HAProxy 3.4.0 does not empty a version this way): they serve nothing, and the next commit of this ${kind} (another replace) drops them`,
+          { version, cleared: false, left, compensation: [clear.line] },
+        );
+      else
+        amend(
+          e,
+          `nothing was committed (${ref} serves its old contents) and the uncommitted version ${version} was cleared`,
+          { version, cleared: true, compensation: [clear.line] },
+        );
     } catch {
       amend(
         e,
@@ -742,9 +757,9 @@ export function mapReplaceOperation(
 ): Operation<ReplaceState, MapReplaceBody> {
   return {
     op: `${req.kind} replace`,
-    // The socket's own level: HAProxy 3.4 answers "Permission denied" to every map and ACL
-    // command below admin, reads included (measured); 2.6 takes them at user.
-    readLevel: "admin",
+    // Never below what some version needs for map reads (grammar.ts): admin, as HAProxy 3.4
+    // answers "Permission denied" to every map and ACL command below it; 2.4-3.2 take user.
+    readLevel: sessionLevel(GRAMMAR.showMap),
     async read(sessions) {
       const info = await findMap(sessions.read, req.kind, req.ref);
       const entries = await readEntries(sessions.read, req.kind, req.ref);

@@ -1,3 +1,4 @@
+import { sessionLevel } from "../commands/grammar.js";
 import type { RawCommand } from "../commands/raw.js";
 import type { Operation, Plan, Scope } from "../engine/operation.js";
 
@@ -67,7 +68,8 @@ export function rawOperation(
   return {
     op: "raw",
     readLevel: "user",
-    oneSession: cmd.spec.level,
+    // Never below what some version needs (sessionLevel): 3.4 wants admin for `show map`.
+    oneSession: sessionLevel(cmd.spec),
     read: () => Promise.resolve(undefined),
     plan: () => planRaw(cmd, target, dryRun),
     verify(_sessions, plan) {

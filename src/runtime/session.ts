@@ -8,6 +8,7 @@ import {
   showCliLevel,
   type RuntimeCommand,
 } from "../commands/builders.js";
+import { describeLevels, sessionLevel } from "../commands/grammar.js";
 import { isLevel, levelAtLeast, levelRank, type Level } from "../commands/levels.js";
 import {
   HaproxyError,
@@ -121,18 +122,27 @@ export class RuntimeSession {
     // The answer to `prompt` is empty; anything else means this is not a runtime API socket.
     const promptReply = this.enqueue(prompt(), () => this.notRuntimeApi(), true);
     this.promptOn = true;
+    let first = true;
     const replies = [
       promptReply,
       this.collect(setSeverityOutput("number")),
-      this.collect(showCliLevel(), { raw: true }),
+      // Learnt as the line arrives, not after the handshake's awaits: a refusal of a command
+      // pipelined behind it is then explained with the level the socket really has.
+      this.enqueue(
+        showCliLevel(),
+        (line) => {
+          const text = splitSeverity(line).text.trim();
+          if (first && isLevel(text)) this.openedAt = text;
+          first = false;
+        },
+        true,
+      ),
     ] as const;
     // Attach handlers at once: a failure rejects all three, and only the first is reported.
     for (const r of replies) r.catch(() => undefined);
     await replies[0];
     await replies[1].catch(() => undefined);
-    const levelLines = await replies[2];
-    const text = splitSeverity(levelLines[0] ?? "").text.trim();
-    if (isLevel(text)) this.openedAt = text;
+    await replies[2];
   }
 
   private notRuntimeApi(): void {
@@ -248,13 +258,21 @@ export class RuntimeSession {
     const socketLevel = this.openedAt ?? have;
     const levelText =
       socketLevel === undefined ? "below what it needs" : `at level '${socketLevel}'`;
-    // HAProxy said "Permission denied" although the level hapops knows for the command is met:
-    // this version asks for more (3.4 wants admin for map and ACL commands, measured).
-    if (have !== undefined && levelAtLeast(have, need))
+    // HAProxy said "Permission denied" although the least level the grammar knows is met: this
+    // version asks for more. Either the grammar knows it (3.4 wants admin for map and ACL
+    // commands, measured), or this version was never measured and wants more than any did.
+    if (have !== undefined && levelAtLeast(have, need)) {
+      const known = sessionLevel(command.spec);
+      const more = levelRank(known) > levelRank(have) ? known : "admin";
+      const why =
+        more === known
+          ? `it needs ${describeLevels(command.spec)}`
+          : `this HAProxy version needs a higher level for it than the ${describeLevels(command.spec)} measured on 2.4 to 3.4`;
       return new LevelError(
-        `HAProxy answered "Permission denied" to ${purpose} at level '${have}': this HAProxy version needs a higher level for it than ${need} — use a socket whose \`stats socket\` line has \`level admin\``,
-        { target: this.opts.target, level: have, needs: "admin", command: command.line },
+        `HAProxy answered "Permission denied" to ${purpose} at level '${have}': ${why} — use a socket whose \`stats socket\` line has \`level ${more}\``,
+        { target: this.opts.target, level: have, needs: more, command: command.line },
       );
+    }
     return new LevelError(
       `socket ${this.opts.target} is ${levelText}; ${purpose} needs '${need}' — use a socket whose \`stats socket\` line has \`level ${need}\` or higher`,
       { target: this.opts.target, level: socketLevel, needs: need, command: command.line },

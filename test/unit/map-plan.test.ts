@@ -496,6 +496,26 @@ describe("runReplace (the transaction and its compensation)", () => {
     });
   });
 
+  it("says so when the clear leaves the version's entries (HAProxy 3.4.0), and that the next commit drops them", async () => {
+    const s = scripted((c) =>
+      c.line.startsWith("add")
+        ? refuse(c, "'x' is not a valid IPv4 or IPv6 address.")
+        : c.line === `show acl @5 ${ACL}`
+          ? ["0x55ffa82e9320 192.0.2.1"]
+          : prepared(c),
+    );
+    const sent: string[] = [];
+    const err = (await runReplace(s, "acl", ACL, [e("192.0.2.1"), e("x")], sent).catch(
+      (x: unknown) => x,
+    )) as HapopsError;
+    expect(sent.at(-1)).toBe(`clear acl @5 ${ACL}`);
+    expect(s.log.at(-1)).toBe(`show acl @5 ${ACL}`);
+    expect(err.message).toMatch(
+      /nothing was committed .*; HAProxy answered `clear acl @5 .*` but the uncommitted version 5 still holds 1 entry .*the next commit of this acl \(another replace\) drops them$/,
+    );
+    expect(err.details).toMatchObject({ version: 5, cleared: false, left: 1 });
+  });
+
   it("clears the version when HAProxy refuses the commit", async () => {
     const s = scripted((c) =>
       c.line.startsWith("commit") ? refuse(c, "Version number out of range.") : prepared(c),

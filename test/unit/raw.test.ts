@@ -36,7 +36,7 @@ describe("parseRaw: accepted commands and their spec", () => {
   ] as const)("%s -> %s (%s, mutates=%s)", (text, words, level, mutates) => {
     const cmd = parseRaw(text);
     expect(cmd.name).toBe("raw");
-    expect(cmd.spec).toEqual({ words, level, mutates, usage: words });
+    expect(cmd.spec).toMatchObject({ words, level, mutates, usage: words });
     expect(cmd.mutates).toBe(mutates);
     expect(cmd.line).toBe(text);
     expect(cmd.payload).toBeUndefined();
@@ -296,6 +296,14 @@ describe("planRaw: the plan of one raw line", () => {
     );
     expect(rawOperation(parseRaw("clear counters"), target).oneSession).toBe("operator");
     expect(rawOperation(parseRaw("set weight b/s 1"), target).oneSession).toBe("admin");
+  });
+
+  it("a map or ACL line keeps the levels per version: checked at user, never lowered below admin (3.4)", () => {
+    const get = parseRaw("get map #1 example.com");
+    expect(get.spec.levels).toEqual([["3.4", "admin"]]);
+    expect(planRaw(get, target)).toMatchObject({ level: "user" });
+    expect(rawOperation(get, target).oneSession).toBe("admin");
+    expect(rawOperation(parseRaw("add acl #0 192.0.2.7"), target).oneSession).toBe("admin");
   });
 
   it("scope: certificates by file, and the reason when the line cannot be named", () => {
