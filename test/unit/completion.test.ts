@@ -11,7 +11,7 @@ import {
   unquote,
   type Names,
 } from "../../src/cli/completion/candidates.js";
-import { readCompletionNames } from "../../src/cli/completion/names.js";
+import { readCompletionNames } from "../../src/engine/completion-names.js";
 import { completionScript } from "../../src/cli/completion/scripts.js";
 import { buildProgram } from "../../src/cli/main.js";
 

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { analyse, complete, formatCompletion, kindOf } from "./candidates.js";
-import { readCompletionNames, type NamesOptions } from "./names.js";
+import { readCompletionNames, type NamesOptions } from "../../engine/completion-names.js";
 
 export interface CompleteIo extends Omit<NamesOptions, "log"> {
   readonly out: (text: string) => void;

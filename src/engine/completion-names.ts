@@ -1,14 +1,14 @@
-import { namesOf } from "../../certs/validate.js";
-import { showMaps, showSslCert } from "../../commands/builders.js";
-import { findConfigPath, resolveSettings, type GlobalFlags } from "../../config/settings.js";
-import { readConfigFile, SYSTEM_CONFIG } from "../../config/load.js";
-import type { Settings } from "../../config/settings.js";
-import { readNamesOn } from "../../engine/reads.js";
-import { parseMapList } from "../../parse/map.js";
-import { parseSslCertDetail, parseSslCertList } from "../../parse/ssl-cert.js";
-import { RuntimeSession } from "../../runtime/session.js";
-import { connect } from "../../transport/connect.js";
-import type { Names, ValueKind } from "./candidates.js";
+import { namesOf } from "../certs/validate.js";
+import { showMaps, showSslCert } from "../commands/builders.js";
+import { findConfigPath, resolveSettings, type GlobalFlags } from "../config/settings.js";
+import { readConfigFile, SYSTEM_CONFIG } from "../config/load.js";
+import type { Settings } from "../config/settings.js";
+import { readNamesOn } from "../engine/reads.js";
+import { parseMapList } from "../parse/map.js";
+import { parseSslCertDetail, parseSslCertList } from "../parse/ssl-cert.js";
+import { RuntimeSession } from "../runtime/session.js";
+import { connect } from "../transport/connect.js";
+import type { Names, ValueKind } from "../cli/completion/candidates.js";
 
 /**
  * The names completion offers, read for the line being completed: from its config (-c,
