@@ -1,11 +1,21 @@
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, lstatSync, openSync, readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import {
+  closeSync,
+  constants,
+  accessSync,
+  existsSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  statSync,
+} from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { EnvironmentError, GuardError, UsageError } from "../errors.js";
 import { processStart } from "../audit/log.js";
 import { startLab, type Lab } from "./lab.js";
+import { toolEnv } from "../util/tools.js";
 import { waitUntil } from "../util/wait.js";
 
 interface Io {
@@ -17,6 +27,8 @@ export interface SandboxOptions {
   readonly dir: string | undefined;
   readonly detach: boolean;
   readonly json: boolean;
+  /** Another HAProxy binary to run (`--haproxy`), to try hapops on the version an LB runs. */
+  readonly haproxy?: string | undefined;
 }
 
 /** What a running sandbox records in `<dir>/sandbox.json`. */
@@ -30,6 +42,8 @@ export interface SandboxState {
   readonly http: string;
   readonly https: string;
   readonly config: string;
+  /** The HAProxy binary and the version it reports. */
+  readonly haproxy?: { readonly bin: string; readonly version: string; readonly tls: boolean };
   readonly startedAt: string;
   /** Start time (clock ticks since boot) of each pid above, so a reused pid is never signalled. */
   readonly starts?: Readonly<Record<string, number | undefined>>;
@@ -94,8 +108,41 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The binary `--haproxy` names, checked before anything starts: an executable file, and what it
+ * says of itself (`-vv`): its version and whether it was built with OpenSSL (2.4.0 built on
+ * OpenSSL 3 systems has none, and then the sandbox has no TLS frontend or socket).
+ */
+export function haproxyBuild(path: string): { bin: string; version: string; tls: boolean } {
+  const bin = resolve(path);
+  try {
+    accessSync(bin, constants.X_OK);
+    const st = statSync(bin);
+    if (!st.isFile() || (st.mode & 0o111) === 0) throw new Error("not an executable file");
+  } catch {
+    throw new UsageError(`--haproxy: ${path} is not an executable file; name an haproxy binary`);
+  }
+  let out: string;
+  try {
+    out = execFileSync(bin, ["-vv"], {
+      encoding: "utf8",
+      env: toolEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 10_000,
+    });
+  } catch (e) {
+    throw new UsageError(`--haproxy: ${path} -vv failed (${(e as Error).message.split("\n")[0]})`);
+  }
+  const version = /^HA-?Proxy version (\S+)/m.exec(out)?.[1];
+  if (version === undefined)
+    throw new UsageError(`--haproxy: ${path} does not say it is HAProxy (no version in -vv)`);
+  return { bin, version: version.replace(/-.*$/, ""), tls: /\+OPENSSL\b/.test(out) };
+}
+
 export async function runSandbox(action: string, opts: SandboxOptions, io: Io): Promise<void> {
   const dir = resolve(opts.dir ?? defaultDir());
+  if (opts.haproxy !== undefined && action !== "start" && action !== "run")
+    throw new UsageError(`--haproxy goes with sandbox start, not ${action}`);
   switch (action) {
     case "start":
       return opts.detach ? startDetached(dir, opts, io) : runForeground(dir, opts, io, true);
@@ -114,7 +161,7 @@ export async function runSandbox(action: string, opts: SandboxOptions, io: Io): 
 
 function describe(state: SandboxState): string {
   return [
-    `HAProxy sandbox running (haproxy pid ${state.haproxyPid}) in ${state.dir}`,
+    `HAProxy${state.haproxy ? ` ${state.haproxy.version}` : ""} sandbox running (haproxy pid ${state.haproxyPid}) in ${state.dir}`,
     ``,
     `  admin socket     ${state.sockets.admin}`,
     `  operator socket  ${state.sockets.operator}`,
@@ -125,7 +172,9 @@ function describe(state: SandboxState): string {
         ]
       : []),
     `  HTTP             ${state.http}`,
-    `  HTTPS            ${state.https}  (certificates for example.com and other.org)`,
+    ...(state.haproxy?.tls === false
+      ? [`  (no HTTPS and no mTLS socket: ${state.haproxy.bin} is built without TLS)`]
+      : [`  HTTPS            ${state.https}  (certificates for example.com and other.org)`]),
     ``,
     `Try:   hapops -s ${state.socket} servers`,
     `       export HAPOPS_CONFIG=${join(state.dir, "hapops.yaml")}   # this socket, audit log in ${state.dir}`,
@@ -154,9 +203,14 @@ async function runForeground(
   io: Io,
   interactive: boolean,
 ): Promise<void> {
+  const build = opts.haproxy !== undefined ? haproxyBuild(opts.haproxy) : undefined;
   await refuseIfRunning(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const lab = await startLab({ dir, tlsSocket: true });
+  const lab = await startLab({
+    dir,
+    tlsSocket: build?.tls ?? true,
+    ...(build ? { haproxyBin: build.bin, tls: build.tls } : {}),
+  });
   const state: SandboxState = {
     pid: process.pid,
     haproxyPid: lab.pid,
@@ -167,6 +221,7 @@ async function runForeground(
     http: `http://127.0.0.1:${lab.httpPort}/`,
     https: `https://127.0.0.1:${lab.httpsPort}/`,
     config: lab.configPath,
+    ...(build ? { haproxy: build } : {}),
     startedAt: new Date().toISOString(),
     starts: {
       [String(process.pid)]: processStart("self"),
@@ -202,16 +257,21 @@ async function runForeground(
 }
 
 async function startDetached(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
+  const build = opts.haproxy !== undefined ? haproxyBuild(opts.haproxy) : undefined;
   await refuseIfRunning(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const script = process.argv[1];
   if (!script) throw new EnvironmentError("cannot find the hapops script to start the sandbox");
   const logPath = join(dir, "sandbox.log");
   const log = openSync(logPath, "w", 0o600);
-  const child = spawn(process.execPath, [script, "sandbox", "run", "--dir", dir], {
-    detached: true,
-    stdio: ["ignore", log, log],
-  });
+  const child = spawn(
+    process.execPath,
+    [script, "sandbox", "run", "--dir", dir, ...(build ? ["--haproxy", build.bin] : [])],
+    {
+      detached: true,
+      stdio: ["ignore", log, log],
+    },
+  );
   closeSync(log);
   let exited: string | undefined;
   child.once("exit", (code, signal) => (exited = signal ?? `exit ${code}`));

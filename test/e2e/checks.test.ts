@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { showInfo, showServersState, showStat } from "../../src/commands/builders.js";
-import { startLab, type Lab } from "../../src/sandbox/lab.js";
+import { type Lab } from "../../src/sandbox/lab.js";
+import { startTestLab } from "../helpers/lab.js";
 import { parseInfo } from "../../src/parse/info.js";
 import { checkStateOf } from "../../src/parse/check-state.js";
 import { parseServersState } from "../../src/parse/servers-state.js";
@@ -14,7 +15,7 @@ import { RuntimeSession } from "../../src/runtime/session.js";
 import { connect } from "../../src/transport/connect.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { hapops, json, type CliResult } from "../helpers/cli.js";
-import { haproxyBinaries } from "../helpers/versions.js";
+import { testHaproxy } from "../helpers/versions.js";
 
 /**
  * health|agent enable|disable and maxconn against a real HAProxy with real HTTP backends and a
@@ -22,10 +23,7 @@ import { haproxyBinaries } from "../helpers/versions.js";
  * matrix (HAPOPS_TEST_HAPROXY_DIR; 2.4.0 has no TLS, which the lab needs). Everything is read
  * back from HAProxy directly, not only from hapops' own report.
  */
-const versions = [
-  { version: "Debian's", bin: undefined as string | undefined },
-  ...haproxyBinaries({ tls: true }),
-];
+const versions = [testHaproxy()];
 
 /** A load-balancer agent (agent-check): answers every connection with one line and closes. */
 function startAgent(): Promise<{ server: Server; port: number }> {
@@ -107,7 +105,7 @@ interface Report {
   items?: { name: string; maxconn: number | null }[];
 }
 
-describe.each(versions)("HAProxy $version", ({ bin }) => {
+describe.each(versions)("HAProxy $version", () => {
   let lab: Lab;
   let dir: string;
   let agent: { server: Server; port: number };
@@ -115,10 +113,9 @@ describe.each(versions)("HAProxy $version", ({ bin }) => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "hapops-checks-"));
     agent = await startAgent();
-    lab = await startLab({
+    lab = await startTestLab({
       dir,
       tcpSocket: true,
-      ...(bin ? { haproxyBin: bin } : {}),
       backends: [
         {
           name: "be_app",

@@ -17,9 +17,9 @@ import { certFacts } from "../../src/certs/validate.js";
 import type { DriftReport } from "../../src/ops/drift.js";
 import { parseServersState } from "../../src/parse/servers-state.js";
 import { parseStateFile } from "../../src/parse/state-file.js";
-import { startLab, type BackendSpec } from "../../src/sandbox/lab.js";
+import { type BackendSpec } from "../../src/sandbox/lab.js";
 import { hapops, json, type CliResult } from "../helpers/cli.js";
-import { useLab } from "../helpers/lab.js";
+import { startTestLab, useLab } from "../helpers/lab.js";
 
 /**
  * `hapops drift` and `hapops state save` against a real HAProxy whose haproxy.cfg has a
@@ -254,7 +254,7 @@ describe("drift and state save on a real HAProxy", () => {
     // with this state file where its server-state-file points, loads app1 drained.
     const dir = mkdtempSync(join(tmpdir(), "hapops-test-reload-"));
     copyFileSync(STATE(), join(dir, "server-state"));
-    const second = await startLab({ dir, backends: BACKENDS });
+    const second = await startTestLab({ dir, backends: BACKENDS });
     try {
       const servers = await hapops(["-s", second.sockets.admin, "servers", "--json"]);
       expect(servers.code, servers.stderr).toBe(0);

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLab, type Lab } from "../../src/sandbox/lab.js";
+import { type Lab } from "../../src/sandbox/lab.js";
+import { startTestLab } from "../helpers/lab.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { cliEnv, HAPOPS } from "../helpers/cli.js";
 
@@ -16,7 +17,7 @@ let lab: Lab;
 let dir: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "hapops-gone-"));
-  lab = await startLab({
+  lab = await startTestLab({
     dir,
     backends: [{ name: "be_wait", servers: [{ name: "w1" }, { name: "w2" }] }],
   });

@@ -12,10 +12,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startHttpBackend, type HttpBackend } from "../../src/sandbox/backends.js";
-import { startLab, type BackendSpec, type Lab } from "../../src/sandbox/lab.js";
+import { type BackendSpec, type Lab } from "../../src/sandbox/lab.js";
+import { startTestLab } from "../helpers/lab.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { hapops, json, type CliResult } from "../helpers/cli.js";
-import { haproxyBinaries } from "../helpers/versions.js";
+import { testHaproxy } from "../helpers/versions.js";
 
 /**
  * `hapops reload` against HAProxy in real master-worker mode (haproxy -W -S master.sock), with
@@ -23,10 +24,7 @@ import { haproxyBinaries } from "../helpers/versions.js";
  * (HAPOPS_TEST_HAPROXY_DIR; 2.4.0 has no TLS, which the lab needs), since the master CLI's
  * answers changed in 2.7 (Success=).
  */
-const versions = [
-  { version: "Debian's", bin: undefined as string | undefined },
-  ...haproxyBinaries({ tls: true }),
-];
+const versions = [testHaproxy()];
 
 const BACKENDS: readonly BackendSpec[] = [
   {
@@ -128,7 +126,7 @@ interface ReloadReport {
   error?: { code: string; message: string };
 }
 
-describe.each(versions)("HAProxy $version", ({ version, bin }) => {
+describe.each(versions)("HAProxy $version", ({ version }) => {
   describe.each([
     { stateFile: true, how: "with server-state-file" },
     { stateFile: false, how: "without server-state-file" },
@@ -138,12 +136,11 @@ describe.each(versions)("HAProxy $version", ({ version, bin }) => {
     let config: string;
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), "hapops-reload-"));
-      lab = await startLab({
+      lab = await startTestLab({
         dir,
         backends: BACKENDS,
         masterWorker: true,
         serverStateFile: stateFile,
-        ...(bin ? { haproxyBin: bin } : {}),
       });
       config = readFileSync(lab.configPath, "utf8");
     }, 120_000);

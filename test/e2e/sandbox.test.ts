@@ -5,6 +5,11 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cliEnv, HAPOPS, hapops, json } from "../helpers/cli.js";
 import { waitUntil } from "../../src/util/wait.js";
+import { testHaproxy } from "../helpers/versions.js";
+
+// The suite's HAProxy (HAPOPS_TEST_HAPROXY), else the system's.
+const BIN = testHaproxy().bin;
+const WITH_BIN = BIN ? ["--haproxy", BIN] : [];
 
 const dir = mkdtempSync(join(tmpdir(), "hapops-sandbox-test-"));
 
@@ -32,7 +37,7 @@ afterAll(async () => {
 
 describe("hapops sandbox", () => {
   it("starts in the background, answers, and stops leaving no process behind", async () => {
-    const start = await hapops(["sandbox", "start", "--detach", "--dir", dir]);
+    const start = await hapops(["sandbox", "start", "--detach", "--dir", dir, ...WITH_BIN]);
     expect(start.code, start.stderr).toBe(0);
     expect(start.stdout).toContain(`admin socket     ${join(dir, "admin.sock")}`);
     expect(start.stdout).toMatch(/Stop: {2}hapops sandbox stop --dir /);
@@ -46,7 +51,7 @@ describe("hapops sandbox", () => {
     const rows = json<{ operational: string; admin: string; check: string | null }[]>(servers);
     expect(rows.filter((r) => r.admin === "READY").every((r) => r.operational === "UP")).toBe(true);
 
-    const again = await hapops(["sandbox", "start", "--detach", "--dir", dir]);
+    const again = await hapops(["sandbox", "start", "--detach", "--dir", dir, ...WITH_BIN]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already running/);
 
@@ -63,7 +68,7 @@ describe("hapops sandbox", () => {
 
   it("runs in the foreground until Ctrl-C, then stops HAProxy", async () => {
     const fg = mkdtempSync(join(tmpdir(), "hapops-sandbox-fg-"));
-    const child = spawn(process.execPath, [HAPOPS, "sandbox", "--dir", fg], {
+    const child = spawn(process.execPath, [HAPOPS, "sandbox", "--dir", fg, ...WITH_BIN], {
       stdio: ["ignore", "pipe", "pipe"],
       env: cliEnv(),
     });
@@ -95,7 +100,7 @@ describe("hapops sandbox refuses a directory it does not own alone", () => {
     const shared = mkdtempSync(join(tmpdir(), "hapops-sandbox-shared-"));
     chmodSync(shared, 0o777);
     try {
-      const r = await hapops(["sandbox", "start", "--detach", "--dir", shared]);
+      const r = await hapops(["sandbox", "start", "--detach", "--dir", shared, ...WITH_BIN]);
       expect(r.code, r.stderr).toBe(3);
       expect(r.stderr).toMatch(
         /belongs to uid \d+ with mode 777; hapops uses only a directory of its own/,
@@ -129,6 +134,52 @@ describe("hapops sandbox refuses a directory it does not own alone", () => {
     } finally {
       victim.kill("SIGKILL");
       rmSync(own, { recursive: true, force: true });
+    }
+  });
+
+  it("--haproxy runs the binary it names and says its version; a wrong one is refused before anything starts", async () => {
+    const own = mkdtempSync(join(tmpdir(), "hapops-sandbox-bin-"));
+    const notes = join(tmpdir(), `hapops-sandbox-notes-${process.pid}.txt`);
+    writeFileSync(notes, "not a program\n", { mode: 0o644 });
+    try {
+      const bad = await hapops(["sandbox", "start", "--detach", "--dir", own, "--haproxy", notes]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim()).toBe(
+        `hapops: --haproxy: ${notes} is not an executable file; name an haproxy binary`,
+      );
+      const notHaproxy = await hapops([
+        "sandbox",
+        "start",
+        "--detach",
+        "--dir",
+        own,
+        "--haproxy",
+        "/bin/true",
+      ]);
+      expect(notHaproxy.code).toBe(2);
+      expect(notHaproxy.stderr).toMatch(/does not say it is HAProxy/);
+      expect(existsSync(join(own, "haproxy.cfg"))).toBe(false);
+
+      const h = testHaproxy();
+      const bin = h.bin ?? "/usr/sbin/haproxy";
+      const r = await hapops(["sandbox", "start", "--detach", "--dir", own, "--haproxy", bin]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`HAProxy ${h.version} sandbox running`);
+      const state = json<State & { haproxy: { bin: string; version: string; tls: boolean } }>(
+        await hapops(["sandbox", "status", "--dir", own, "--json"]),
+      );
+      expect(state.haproxy).toEqual({ bin, version: h.version, tls: h.tls });
+      const info = await hapops(["-s", state.socket, "info", "--json"]);
+      expect(json<{ Version: string }>(info).Version).toMatch(
+        new RegExp(`^${h.version.replace(/\./g, "\\.")}`),
+      );
+      const wrong = await hapops(["sandbox", "stop", "--dir", own, "--haproxy", bin]);
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toMatch(/--haproxy goes with sandbox start, not stop/);
+    } finally {
+      await hapops(["sandbox", "stop", "--dir", own]);
+      rmSync(own, { recursive: true, force: true });
+      rmSync(notes, { force: true });
     }
   });
 });

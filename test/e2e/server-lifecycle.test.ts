@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -14,12 +13,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startHttpBackend, type HttpBackend } from "../../src/sandbox/backends.js";
-import { startLab, type Lab } from "../../src/sandbox/lab.js";
-import { findTool } from "../../src/util/tools.js";
+import { type Lab } from "../../src/sandbox/lab.js";
+import { startTestLab } from "../helpers/lab.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { hapops, json, NEUTRAL_AUDIT, type CliResult } from "../helpers/cli.js";
 import { rawServersState } from "../helpers/state.js";
-import { haproxyBinaries } from "../helpers/versions.js";
+import { testHaproxy } from "../helpers/versions.js";
 
 /**
  * A server's life on real HAProxy with real HTTP backends: the suite's HAProxy (Debian's 2.6, or
@@ -27,19 +26,7 @@ import { haproxyBinaries } from "../helpers/versions.js";
  * without the TLS frontend, as it has no OpenSSL). What differs by version is read from the
  * binary itself.
  */
-function describeBinary(bin: string): { version: string; tls: boolean } {
-  const out = execFileSync(bin, ["-vv"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  return {
-    version: /HAProxy version (\d+\.\d+\.\d+)/.exec(out)?.[1] ?? "0.0.0",
-    tls: /\+OPENSSL\b/.test(out),
-  };
-}
-
-const suiteBin = process.env.HAPOPS_TEST_HAPROXY || findTool("haproxy") || "haproxy";
-const versions = [
-  { bin: suiteBin, ...describeBinary(suiteBin) },
-  ...haproxyBinaries({ tls: false }).map((b) => ({ bin: b.bin, ...describeBinary(b.bin) })),
-];
+const versions = [testHaproxy()];
 
 interface Row {
   backend: string;
@@ -98,7 +85,7 @@ function auditLines(): string[] {
   }
 }
 
-describe.each(versions)("HAProxy $version ($bin)", ({ version, bin, tls }) => {
+describe.each(versions)("HAProxy $version", ({ version }) => {
   const [major, minor] = version.split(".").map(Number) as [number, number];
   // 2.4 takes few keywords at runtime (no check, no agent) and needs experimental-mode on.
   const v24 = major === 2 && minor < 5;
@@ -113,10 +100,8 @@ describe.each(versions)("HAProxy $version ($bin)", ({ version, bin, tls }) => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "hapops-lifecycle-"));
-    lab = await startLab({
+    lab = await startTestLab({
       dir,
-      haproxyBin: bin,
-      tls,
       serverStateFile: false,
       tcpSocket: true,
       backends: [
@@ -508,7 +493,7 @@ describe.each(versions)("HAProxy $version ($bin)", ({ version, bin, tls }) => {
     },
   );
 
-  it.runIf(process.getuid?.() === 0 && bin === suiteBin)(
+  it.runIf(process.getuid?.() === 0)(
     "policy: each command is its own operation, on the server's scope, and cutting sessions is sessions kill",
     async () => {
       // Policy binds non-root users: run as nobody (group nogroup), over the lab's TCP socket.

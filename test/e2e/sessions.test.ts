@@ -4,20 +4,18 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startLab, type BackendSpec, type Lab } from "../../src/sandbox/lab.js";
+import { type BackendSpec, type Lab } from "../../src/sandbox/lab.js";
+import { startTestLab } from "../helpers/lab.js";
 import { waitUntil } from "../../src/util/wait.js";
 import { hapops, json, type CliResult } from "../helpers/cli.js";
-import { haproxyBinaries } from "../helpers/versions.js";
+import { testHaproxy } from "../helpers/versions.js";
 
 /**
  * `hapops sessions`, `sessions kill` and `errors` against a real HAProxy with real backends and
  * real clients: Debian's 2.6 always, and every binary of the version matrix
  * (HAPOPS_TEST_HAPROXY_DIR; 2.4.0 has no TLS, which the lab needs).
  */
-const versions = [
-  { version: "Debian's", bin: undefined as string | undefined },
-  ...haproxyBinaries({ tls: true }),
-];
+const versions = [testHaproxy()];
 
 const BACKENDS: readonly BackendSpec[] = [
   { name: "be_app", servers: [{ name: "app1" }, { name: "app2" }] },
@@ -81,12 +79,12 @@ function slowRequest(lab: Lab, ms: number) {
   return { port, ended, abort: () => req.destroy() };
 }
 
-describe.each(versions)("HAProxy $version", ({ bin }) => {
+describe.each(versions)("HAProxy $version", () => {
   let lab: Lab;
   let dir: string;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "hapops-sessions-"));
-    lab = await startLab({ dir, backends: BACKENDS, ...(bin ? { haproxyBin: bin } : {}) });
+    lab = await startTestLab({ dir, backends: BACKENDS });
     // Every request to be_app lands on app1.
     const r = await run(["maint", "be_app/app2"]);
     expect(r.code, r.stdout + r.stderr).toBe(0);

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
-import { startLab, type Lab, type LabOptions } from "../../src/sandbox/lab.js";
+import { type Lab, type LabOptions } from "../../src/sandbox/lab.js";
+import { startTestLab } from "./lab.js";
 
 /** Several real HAProxy instances, each with its own mTLS admin listener, as one fleet. */
 export interface FleetLab {
@@ -58,7 +59,7 @@ export function useFleet(n: number, opts: FleetOptions = {}): () => FleetLab {
     const { groups, extra, ...labOpts } = opts;
     const labs = await Promise.all(
       names.map(async (name) => {
-        const lab = await startLab({ ...labOpts, dir: join(dir!, name), tlsSocket: true });
+        const lab = await startTestLab({ ...labOpts, dir: join(dir!, name), tlsSocket: true });
         started.push(lab);
         return lab;
       }),

@@ -3,6 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { startLab, type Lab, type LabOptions } from "../../src/sandbox/lab.js";
+import { labHaproxy } from "./versions.js";
+
+/**
+ * A lab on the suite's HAProxy (HAPOPS_TEST_HAPROXY, else Debian's; see versions.ts): its binary,
+ * and no TLS binds or TLS socket on a build without OpenSSL (whatever the options ask).
+ */
+export function startTestLab(opts: LabOptions): Promise<Lab> {
+  const h = labHaproxy();
+  return startLab({ ...h, ...opts, ...(h.tls === false ? { tls: false, tlsSocket: false } : {}) });
+}
 
 /**
  * A real HAProxy with real backends for the tests of one file: started before them in a temp
@@ -13,7 +23,7 @@ export function useLab(opts: Omit<LabOptions, "dir"> = {}): () => Lab {
   let dir: string | undefined;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "hapops-test-"));
-    lab = await startLab({ ...opts, dir });
+    lab = await startTestLab({ ...opts, dir });
   });
   afterAll(async () => {
     await lab?.stop();

@@ -1,18 +1,62 @@
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
 
 /**
- * HAProxy binaries for the version matrix, named by HAPOPS_TEST_HAPROXY_DIR (a directory of
- * `haproxy-X.Y.Z` files, such as ../shared/haproxy) or HAPOPS_TEST_HAPROXY (colon-separated
- * paths). CI has neither, and runs Debian's binary only; the binaries are never copied here.
+ * The HAProxy the whole suite runs on: HAPOPS_TEST_HAPROXY names a binary (such as
+ * ../shared/haproxy/haproxy-3.2.0); without it, Debian's /usr/sbin/haproxy (found by the lab).
+ * Its version decides which tests skip, each saying why (`lacks`).
  */
-export function haproxyBinaries(opts: { tls?: boolean } = {}): { version: string; bin: string }[] {
-  const paths: string[] = [];
-  const dir = process.env.HAPOPS_TEST_HAPROXY_DIR;
-  if (dir && existsSync(dir))
-    for (const f of readdirSync(dir).sort()) if (/^haproxy-\d/.test(f)) paths.push(join(dir, f));
-  for (const p of (process.env.HAPOPS_TEST_HAPROXY ?? "").split(":")) if (p) paths.push(p);
-  return paths
-    .map((bin) => ({ bin, version: /haproxy-([\d.]+)$/.exec(bin)?.[1] ?? bin }))
-    .filter((b) => !(opts.tls ?? true) || b.version !== "2.4.0");
+export interface TestHaproxy {
+  /** The binary to start, or undefined for the system's. */
+  readonly bin: string | undefined;
+  /** "2.6.12", "3.2.0", ... as `haproxy -v` prints it. */
+  readonly version: string;
+  /** Built with OpenSSL: TLS binds, `show ssl cert`, certificate rotation. */
+  readonly tls: boolean;
+}
+
+let cached: TestHaproxy | undefined;
+
+export function testHaproxy(): TestHaproxy {
+  if (cached) return cached;
+  const env = process.env.HAPOPS_TEST_HAPROXY || undefined;
+  const bin = env ?? "/usr/sbin/haproxy";
+  let out = "";
+  try {
+    out = execFileSync(bin, ["-vv"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  } catch (e) {
+    if (env) throw new Error(`HAPOPS_TEST_HAPROXY=${env} does not run: ${(e as Error).message}`);
+  }
+  const version = /version (\d+\.\d+\.\d+)/.exec(out)?.[1] ?? "0.0.0";
+  const tls = /\+OPENSSL\b/.test(out);
+  cached = { bin: env, version, tls };
+  return cached;
+}
+
+/** Whether the suite's HAProxy is at least `want` ("3.0"). */
+export function atLeast(want: string, version = testHaproxy().version): boolean {
+  const a = version.split(".").map(Number);
+  const b = want.split(".").map(Number);
+  for (let i = 0; i < b.length; i++) {
+    if ((a[i] ?? 0) !== b[i]) return (a[i] ?? 0) > b[i]!;
+  }
+  return true;
+}
+
+/**
+ * Why the suite's HAProxy cannot run a test, or undefined when it can: `lacks("tls")` on a build
+ * without OpenSSL, `lacks("3.0", "wait srv-removable")` before 3.0. For `it.skipIf(...)` titles
+ * and the skip's reason.
+ */
+export function lacks(feature: "tls"): string | undefined;
+export function lacks(since: string, what: string): string | undefined;
+export function lacks(a: string, what?: string): string | undefined {
+  const h = testHaproxy();
+  if (a === "tls") return h.tls ? undefined : `HAProxy ${h.version} is built without TLS`;
+  return atLeast(a) ? undefined : `${what} needs HAProxy ${a}+, this is ${h.version}`;
+}
+
+/** Lab options for the suite's HAProxy: its binary, and no TLS binds on a build without it. */
+export function labHaproxy(): { haproxyBin?: string; tls?: boolean } {
+  const h = testHaproxy();
+  return { ...(h.bin ? { haproxyBin: h.bin } : {}), ...(h.tls ? {} : { tls: false }) };
 }

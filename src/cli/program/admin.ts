@@ -143,13 +143,27 @@ export function registerAdminCommands(program: Command): void {
       "sandbox directory (default: a fixed directory under the system temp dir)",
     )
     .option("-d, --detach", "start in the background and return once HAProxy is ready")
+    .option(
+      "--haproxy <binary>",
+      "run this haproxy binary instead of the system's (try the version a load balancer runs)",
+    )
     .addHelpText(
       "after",
-      '\nExamples:\n  $ hapops sandbox                  # foreground; Ctrl-C stops it\n  $ hapops sandbox start --detach\n  $ hapops -s "$(hapops sandbox status --json | jq -r .socket)" servers\n  $ hapops sandbox stop\n',
+      '\nExamples:\n  $ hapops sandbox                  # foreground; Ctrl-C stops it\n  $ hapops sandbox start --detach\n  $ hapops sandbox start --detach --haproxy ./haproxy-3.2.0 --dir /tmp/sb32\n  $ hapops -s "$(hapops sandbox status --json | jq -r .socket)" servers\n  $ hapops sandbox stop\n',
     )
-    .action(async (action: string, opts: { dir?: string; detach?: boolean }, cmd: Command) => {
-      const { runSandbox } = await import("../../sandbox/supervisor.js");
-      const json = cmd.optsWithGlobals<GlobalFlags>().json ?? false;
-      await runSandbox(action, { dir: opts.dir, detach: opts.detach ?? false, json }, io);
-    });
+    .action(
+      async (
+        action: string,
+        opts: { dir?: string; detach?: boolean; haproxy?: string },
+        cmd: Command,
+      ) => {
+        const { runSandbox } = await import("../../sandbox/supervisor.js");
+        const json = cmd.optsWithGlobals<GlobalFlags>().json ?? false;
+        await runSandbox(
+          action,
+          { dir: opts.dir, detach: opts.detach ?? false, json, haproxy: opts.haproxy },
+          io,
+        );
+      },
+    );
 }
