@@ -32,7 +32,7 @@ async function readBack(sessions: ChangeSessions, name: string): Promise<Seen | 
 
 /**
  * "Transaction created for certificate F!" / "Transaction updated for certificate F!"
- * (measured on 2.6). The name is the transaction's file, which on 2.6 need not be the file in
+ * (measured on 2.6). The name is the transaction's file, which up to 3.0 need not be the file in
  * the `set ssl cert` line: while a transaction is open, a set for any file updates that one.
  */
 const TRANSACTION = /^Transaction (created|updated) for certificate (.+)!$/;
@@ -77,7 +77,7 @@ async function foreignTransaction(
   const where =
     txFile === file
       ? `another certificate transaction was already open on ${file} (another tool, or a set ssl cert by hand): HAProxy answered "Transaction updated", which replaces the pending certificate of that transaction with the one sent, and ${holds}`
-      : `a certificate transaction was already open on ${txFile} (another tool, or a set ssl cert by hand): HAProxy put the certificate sent for ${file} into that transaction ("Transaction updated for certificate ${txFile}"; 2.6 does so for a set on any file while one is open), and ${holds}`;
+      : `a certificate transaction was already open on ${txFile} (another tool, or a set ssl cert by hand): HAProxy put the certificate sent for ${file} into that transaction ("Transaction updated for certificate ${txFile}"; HAProxy 2.6 to 3.0 do so for a set on any file while one is open), and ${holds}`;
   const servingText = servingNow(file, serving, before, ours);
   return new GuardError(
     `${where}; hapops committed nothing and aborted nothing of it, and ${servingText}; committing that transaction would make ${txFile} serve what it holds; see it with: hapops raw "show ssl cert *${txFile}"; if nobody is using it, drop it and rotate with: hapops rotate-cert ${file} ... --abort-stale`,
@@ -86,6 +86,32 @@ async function foreignTransaction(
       pending: typeof pending === "string" ? null : pending,
       serving: typeof serving === "string" ? null : serving,
     },
+  );
+}
+
+/**
+ * HAProxy 3.2 (measured on 3.2.0 and 3.4.0) refuses a `set ssl cert` on one file while a
+ * transaction is open on another: "The ongoing transaction is about 'F' but you are trying to set
+ * 'G'\nCan't update G!". 2.6 to 3.0 (measured: 2.6, 2.8.0, 3.0.0) put the payload into the open
+ * transaction instead (above).
+ */
+const ONGOING = /The ongoing transaction is about '(.+)' but you are trying to set '(.+)'/;
+
+/**
+ * Our set was refused because someone else's transaction is open on another file: nothing of
+ * ours is pending, theirs is not ours to touch; say so, with what serves read back.
+ */
+async function refusedForOngoing(
+  sessions: ChangeSessions,
+  file: string,
+  txFile: string,
+  refusal: HaproxyError,
+  ours: CertFacts,
+): Promise<GuardError> {
+  const serving = await readBack(sessions, file);
+  return new GuardError(
+    `a certificate transaction is already open on ${txFile} (another tool, or a set ssl cert by hand), and HAProxy takes one at a time: it refused the certificate sent for ${file} ("${refusal.haproxyMessage.trim().split("\n").join(" ")}"); hapops committed nothing and aborted nothing of it, and ${servingNow(file, serving, serving, ours)}; see it with: hapops raw "show ssl cert *${txFile}"; when it is finished, or if nobody is using it, run again (hapops rotate-cert ${file} ... --abort-stale drops it)`,
+    { transaction: txFile, pending: null, serving: typeof serving === "string" ? null : serving },
   );
 }
 
@@ -112,7 +138,10 @@ export async function applyCertTransaction(
   let open: string | undefined;
   try {
     sent.push(set.line);
-    const answer = await sessions.write.run(set);
+    const answer = await sessions.write.run(set).catch(async (e: unknown) => {
+      const other = e instanceof HaproxyError && ONGOING.exec(e.haproxyMessage.trim())?.[1];
+      throw other ? await refusedForOngoing(sessions, file, other, e, leaf) : e;
+    });
     const m = TRANSACTION.exec((answer[0] ?? "").trim());
     if (!m)
       throw new HaproxyError(

@@ -140,7 +140,7 @@ async function socketChecks(settings: Settings): Promise<Check[]> {
         out.push(
           warn(
             "exposed sockets",
-            `${s.address} is a TCP runtime socket (level ${s.level}) without TLS (HAProxy 2.6 serves even \`ssl\` stats sockets in clear text)`,
+            `${s.address} is a TCP runtime socket (level ${s.level}) without TLS (HAProxy 2.6 was measured serving even \`ssl\` stats sockets in clear text)`,
             "prefer unix sockets; for remote access, an mTLS listener in front of a unix socket",
           ),
         );

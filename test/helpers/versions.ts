@@ -1,3 +1,4 @@
+import { it } from "vitest";
 import { execFileSync } from "node:child_process";
 
 /**
@@ -59,4 +60,16 @@ export function lacks(a: string, what?: string): string | undefined {
 export function labHaproxy(): { haproxyBin?: string; tls?: boolean } {
   const h = testHaproxy();
   return { ...(h.bin ? { haproxyBin: h.bin } : {}), ...(h.tls ? {} : { tls: false }) };
+}
+
+/**
+ * `it` where the suite's HAProxy has what a test needs, else a skipped test whose title says
+ * why: `itWhere(lacks("tls"))("reads over mTLS", ...)` on 2.4.0 reports
+ * "reads over mTLS [skipped: HAProxy 2.4.0 is built without TLS]".
+ */
+export function itWhere(why: string | undefined) {
+  return (name: string, fn: () => Promise<void> | void, timeout?: number): void => {
+    if (why === undefined) it(name, fn, timeout);
+    else it.skip(`${name} [skipped: ${why}]`, fn, timeout);
+  };
 }
