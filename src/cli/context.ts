@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import type { Writable } from "node:stream";
 import type { FleetUse, GlobalFlags, Settings } from "../config/settings.js";
 import type { HapopsError } from "../errors.js";
 import type { RunContext } from "../engine/run-context.js";
@@ -7,12 +8,47 @@ import type { RunContext } from "../engine/run-context.js";
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /**
+   * For a streamed read: undefined while stdout takes what is written, else a promise that
+   * resolves once it has drained (the read stops reading the socket meanwhile).
+   */
+  room(): Promise<void> | undefined;
 }
+
+/**
+ * Output queued for stdout beyond what the pipe or terminal has taken, above which a streamed
+ * read waits for stdout to drain. A write that the kernel takes at once (a file, /dev/null, a
+ * pipe read as fast as it is written) leaves nothing queued, so a fast reader never waits;
+ * a slow one (`| less`) holds hapops to this much plus one socket read's worth, instead of the
+ * whole answer (a million-entry table is 140 MB of JSON).
+ */
+export const STDOUT_QUEUE_BYTES = 1 << 20;
 
 export const io: Io = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
+  room: () => drained(process.stdout, STDOUT_QUEUE_BYTES),
 };
+
+/**
+ * undefined when `stream` holds less than `limit` bytes not yet written, or can take no more
+ * at all (closed by its reader: `hapops ... | head`, whose writes are dropped); else a promise
+ * that resolves at 'drain' (everything written) or when it closes.
+ */
+export function drained(stream: Writable, limit: number): Promise<void> | undefined {
+  if (stream.writableLength < limit || stream.destroyed || !stream.writable) return undefined;
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      stream.off("error", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+    stream.on("error", done);
+  });
+}
 
 /**
  * Settings for a command: its flags with the globals, the environment, and the sudo check.

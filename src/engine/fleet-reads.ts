@@ -5,6 +5,7 @@ import { isHapopsError, UsageError } from "../errors.js";
 import { parseFilter } from "../ops/table.js";
 import type { StatEntry } from "../parse/stat.js";
 import type { TableEntry, TableInfo } from "../parse/table.js";
+import type { Backpressure } from "../runtime/session.js";
 import { fanOut, type Reached } from "./fleet.js";
 import {
   parseProxyArg,
@@ -93,6 +94,8 @@ export interface FleetTableSink {
   info(target: string, info: TableInfo): void;
   /** A target is done: answered (after its entries), or failed (after any it had streamed). */
   done(reached: Reached<TableInfo>): void;
+  /** What the printer writes to can be full (see StreamOptions). */
+  readonly backpressure?: Backpressure | undefined;
 }
 
 /**
@@ -114,12 +117,11 @@ export async function fleetTableShow(
     members(s),
     async (m) => {
       try {
-        const info = await runTableShow(
-          m.settings,
-          req,
-          (e) => sink.entry(m.name, e),
-          (i) => sink.info(m.name, i),
-        );
+        const info = await runTableShow(m.settings, req, {
+          entry: (e) => sink.entry(m.name, e),
+          info: (i) => sink.info(m.name, i),
+          backpressure: sink.backpressure,
+        });
         sink.done({ name: m.name, ok: true, value: info });
         return info;
       } catch (e) {

@@ -22,7 +22,7 @@ import { findMap, parseLookup, readEntries } from "../ops/map.js";
 import { findTable, parseFilter, readTableDef, selection, streamEntries } from "../ops/table.js";
 import { parseMapList, type MapEntry, type MapInfo } from "../parse/map.js";
 import type { TableEntry, TableInfo } from "../parse/table.js";
-import type { RuntimeSession } from "../runtime/session.js";
+import type { Backpressure, RuntimeSession } from "../runtime/session.js";
 import { fetchServers, rethrowUnknownBackend, type ServerView } from "./state.js";
 import { showErrors, showSess } from "../commands/builders.js";
 import { parseErrors, type ErrorsAnswer } from "../parse/errors.js";
@@ -84,12 +84,14 @@ export function parseProxyArg(arg: string | undefined): { proxy?: string; server
 
 /**
  * Stream `show stat` rows to `onEntry` as they are parsed: 10,000 servers are never held as
- * text, and with --json never as a whole either.
+ * text, and with --json never as a whole either. `backpressure`: what `onEntry` writes to can
+ * be full (see StreamOptions).
  */
 export async function runStat(
   settings: Settings,
   arg: string | undefined,
   onEntry: (entry: StatEntry) => void,
+  backpressure?: Backpressure,
 ): Promise<void> {
   const { proxy, server } = parseProxyArg(arg);
   await withSession(settings, "hapops stat", async (session) => {
@@ -107,7 +109,7 @@ export async function runStat(
     try {
       await Promise.all([
         session.lowerTo("user"),
-        session.stream(showStat(proxy), (l) => parser.line(l)),
+        session.stream(showStat(proxy), (l) => parser.line(l), { backpressure }),
       ]);
     } catch (e) {
       if (proxy === undefined) throw e;
@@ -212,27 +214,43 @@ export interface TableShowRequest {
   readonly filter?: readonly string[] | undefined;
 }
 
+/** Where `runTableShow` hands what it reads, as it reads it. */
+export interface TableShowSink {
+  entry(entry: TableEntry): void;
+  /** The table's header (name, type, size, used), before its entries. */
+  info?(info: TableInfo): void;
+  /** May take an entry's line instead of `entry` (see TableDumpParser). */
+  line?(line: string): boolean;
+  /** What the sink writes to can be full (see StreamOptions). */
+  readonly backpressure?: Backpressure | undefined;
+}
+
 /**
- * Show a stick table. Entries are handed to `onEntry` as they are parsed, so a table with a
- * million entries is streamed, not held; `takeLine` may take an entry's line instead (see
- * TableDumpParser). Needs operator level: below it HAProxy prints only the header and
- * "# contents not dumped due to insufficient privileges" (measured on 2.6).
+ * Show a stick table. Entries are handed to the sink as they are parsed, so a table with a
+ * million entries is streamed, not held. Needs operator level: below it HAProxy prints only the
+ * header and "# contents not dumped due to insufficient privileges" (measured on 2.6).
  */
 export async function runTableShow(
   settings: Settings,
   req: TableShowRequest,
-  onEntry: (entry: TableEntry) => void,
-  onInfo?: (info: TableInfo) => void,
-  takeLine?: (line: string) => boolean,
+  sink: TableShowSink,
 ): Promise<TableInfo> {
   const name = validateName("table name", req.table);
   const filter = parseFilter(req.filter);
   return withSession(settings, "hapops table show", async (session) => {
     await session.lowerTo("operator");
     const info = await findTable(session, name);
-    onInfo?.(info);
+    sink.info?.(info);
     const sel = selection(info, req.key, filter, readTableDef(settings.haproxyConfig, name));
-    const parser = await streamEntries(session, settings.targetText, name, sel, onEntry, takeLine);
+    const parser = await streamEntries(
+      session,
+      settings.targetText,
+      name,
+      sel,
+      (e) => sink.entry(e),
+      sink.line === undefined ? undefined : (l) => sink.line!(l),
+      { backpressure: sink.backpressure },
+    );
     return parser.header ?? info;
   });
 }

@@ -20,7 +20,7 @@ import {
   type TableEntry,
   type TableInfo,
 } from "../parse/table.js";
-import type { RuntimeSession } from "../runtime/session.js";
+import type { RuntimeSession, StreamOptions } from "../runtime/session.js";
 import { suggestion } from "../util/suggest.js";
 
 const KEY_TYPES: readonly TableKeyType[] = ["ip", "ipv6", "integer", "string", "binary"];
@@ -104,9 +104,9 @@ export function selection(
 }
 
 /**
- * Stream the entries `sel` picks (`takeLine`: see TableDumpParser). Below operator level HAProxy
- * prints only the header and "# contents not dumped due to insufficient privileges" (measured on
- * 2.6).
+ * Stream the entries `sel` picks (`takeLine`: see TableDumpParser; `opts`: see StreamOptions).
+ * Below operator level HAProxy prints only the header and "# contents not dumped due to
+ * insufficient privileges" (measured on 2.6).
  */
 export async function streamEntries(
   session: RuntimeSession,
@@ -115,9 +115,10 @@ export async function streamEntries(
   sel: TableSelection,
   onEntry: (entry: TableEntry) => void,
   takeLine?: (line: string) => boolean,
+  opts?: StreamOptions,
 ): Promise<TableDumpParser> {
   const parser = new TableDumpParser(onEntry, takeLine);
-  await session.stream(showTable(name, sel), (l) => parser.line(l));
+  await session.stream(showTable(name, sel), (l) => parser.line(l), opts);
   if (parser.insufficientPrivileges)
     throw new LevelError(
       `socket ${target} is below operator level, so HAProxy did not list the entries of ${name}; use a socket with \`level operator\` or higher`,

@@ -31,7 +31,32 @@ export interface SessionOptions {
   readonly timeoutMs: number;
   /** What the user asked for ("hapops certs"), for level messages. */
   readonly purpose?: string;
+  /** Milliseconds from some fixed point (injected by tests; Date.now by default). */
+  readonly now?: () => number;
 }
+
+/**
+ * Whether the consumer of a streamed answer can take more: undefined when it can, else a promise
+ * that resolves once it can (stdout drained). Asked after each read from the socket that gave
+ * the answer lines, so what is held between the socket and the consumer is one read's worth.
+ */
+export type Backpressure = () => Promise<void> | undefined;
+
+export interface StreamOptions {
+  /**
+   * While it says wait, the socket is not read: HAProxy's output buffer fills and it stops
+   * sending, and no answer timeout runs (the wait is the reader's, not HAProxy's).
+   */
+  readonly backpressure?: Backpressure | undefined;
+}
+
+/**
+ * A wait for the reader of hapops' output at least this long, followed by the connection
+ * closing mid-answer, is taken as its cause: HAProxy closes a CLI connection that takes no data
+ * for its `stats timeout` (10 s by default, 30 s in Debian's config; measured on 2.6: the
+ * connection is closed mid-answer once a client has read nothing for that long).
+ */
+export const SLOW_READER_MS = 1000;
 
 /** Receives one response's lines as they arrive. */
 interface Pending extends ResponseShape {
@@ -49,6 +74,7 @@ interface Pending extends ResponseShape {
   refusal: boolean;
   /** Bytes of the command as written; counted in flight until its answer ends. */
   readonly bytes: number;
+  readonly backpressure?: Backpressure | undefined;
 }
 
 /**
@@ -85,11 +111,19 @@ export class RuntimeSession {
   /** Level this session lowered itself to with `user` / `operator`. */
   private lowered: Level | undefined;
   private readonly handshake: Promise<void>;
+  /** The backpressure of the answer the socket read being handled gave lines to. */
+  private fed: Backpressure | undefined;
+  /** The socket is not read until the consumer has room (see StreamOptions). */
+  private paused = false;
+  /** The longest wait for a consumer so far, in ms (see SLOW_READER_MS). */
+  private longestWait = 0;
+  private readonly now: () => number;
 
   private constructor(
     private readonly socket: Duplex,
     private readonly opts: SessionOptions,
   ) {
+    this.now = opts.now ?? Date.now;
     this.framer = new ResponseFramer({
       next: () => this.queue[0],
       line: (l) => this.onLine(l),
@@ -104,6 +138,7 @@ export class RuntimeSession {
     socket.on("data", (chunk: Buffer) => {
       this.armTimer();
       this.framer.push(chunk);
+      if (this.fed !== undefined) this.awaitRoom();
     });
     socket.on("end", () => this.onEof());
     socket.on("close", () => this.onEof());
@@ -211,10 +246,15 @@ export class RuntimeSession {
 
   /**
    * Send a command and hand each line of the answer to `onLine` as it arrives, so that a
-   * `show table` of a million entries is never held in memory as text.
+   * `show table` of a million entries is never held in memory as text; with `backpressure`,
+   * nor held as output a slow reader has not taken yet.
    */
-  stream(command: RuntimeCommand, onLine: (line: string) => void): Promise<void> {
-    return this.whenAllowed(command, () => this.enqueue(command, onLine, false));
+  stream(
+    command: RuntimeCommand,
+    onLine: (line: string) => void,
+    opts: StreamOptions = {},
+  ): Promise<void> {
+    return this.whenAllowed(command, () => this.enqueue(command, onLine, false, opts.backpressure));
   }
 
   private whenAllowed<T>(command: RuntimeCommand, send: () => Promise<T>): Promise<T> {
@@ -288,6 +328,7 @@ export class RuntimeSession {
     command: RuntimeCommand,
     onLine: (line: string) => void,
     raw: boolean,
+    backpressure?: Backpressure,
   ): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const text = encodeCommand(command);
@@ -311,6 +352,7 @@ export class RuntimeSession {
         head: [],
         refusal: false,
         bytes: Buffer.byteLength(text),
+        backpressure,
       };
       this.queue.push(pending);
       this.armTimer();
@@ -369,7 +411,36 @@ export class RuntimeSession {
       line = c.lines[0] ?? "";
     }
     if (p.refusal) p.head.push(line);
-    else p.onLine(line);
+    else {
+      if (p.backpressure !== undefined) this.fed = p.backpressure;
+      p.onLine(line);
+    }
+  }
+
+  /**
+   * After a socket read that gave a streamed answer lines: while its consumer has no room, stop
+   * reading (net.Socket stops reading the fd once its own small buffer is full) and stop the
+   * answer timeout; HAProxy waits for room in its turn. Reading resumes when the consumer has
+   * room.
+   */
+  private awaitRoom(): void {
+    const hook = this.fed!;
+    this.fed = undefined;
+    if (this.failure) return;
+    const wait = hook();
+    if (wait === undefined) return;
+    this.paused = true;
+    this.clearTimer();
+    this.socket.pause();
+    const since = this.now();
+    const resume = () => {
+      this.paused = false;
+      this.longestWait = Math.max(this.longestWait, this.now() - since);
+      if (this.failure) return;
+      this.armTimer();
+      this.socket.resume();
+    };
+    wait.then(resume, resume);
   }
 
   private onEnd(): void {
@@ -423,6 +494,10 @@ export class RuntimeSession {
     const where = this.framer.midResponse
       ? `in the middle of the answer to "${p.command.line}"`
       : `before answering "${p.command.line}"`;
+    if (this.longestWait >= SLOW_READER_MS) {
+      this.fail(this.slowReaderError(p, where));
+      return;
+    }
     this.fail(
       new TruncatedResponseError(
         `${this.opts.target} closed the connection ${where} (${this.framer.received} bytes received); HAProxy may have restarted or hit \`stats timeout\` — run the command again`,
@@ -434,6 +509,12 @@ export class RuntimeSession {
   private onError(err: NodeJS.ErrnoException): void {
     if (err.code === "EPIPE" || err.code === "ECONNRESET") {
       const p = this.queue[0];
+      if (p && this.longestWait >= SLOW_READER_MS) {
+        this.fail(
+          this.slowReaderError(p, `(${err.code}) during the answer to "${p.command.line}"`),
+        );
+        return;
+      }
       this.fail(
         new TruncatedResponseError(
           `${this.opts.target} closed the connection (${err.code}) before answering "${p?.command.line ?? "?"}" (${this.framer.received} bytes received); is it an HAProxy runtime API socket, and did HAProxy restart?`,
@@ -455,6 +536,22 @@ export class RuntimeSession {
     );
   }
 
+  /**
+   * The connection was cut after hapops had waited for its reader: the likely cause is HAProxy's
+   * `stats timeout`, which closes a CLI connection that takes nothing for that long.
+   */
+  private slowReaderError(p: Pending, where: string): TruncatedResponseError {
+    const waited = Math.round(this.longestWait / 100) / 10;
+    return new TruncatedResponseError(
+      `${this.opts.target} closed the connection ${where} after hapops had waited ${waited} s for its output to be read: the output was read too slowly (HAProxy closes a CLI connection that takes no data for its \`stats timeout\`); write it to a file first, or raise \`stats timeout\``,
+      {
+        target: this.opts.target,
+        command: p.command.line,
+        waitedMs: Math.round(this.longestWait),
+      },
+    );
+  }
+
   private fail(e: HapopsError): HapopsError {
     if (this.failure) return this.failure;
     this.failure = e;
@@ -468,7 +565,7 @@ export class RuntimeSession {
 
   private armTimer(): void {
     this.clearTimer();
-    if (this.queue.length === 0 || this.closing) return;
+    if (this.queue.length === 0 || this.closing || this.paused) return;
     this.timer = setTimeout(() => {
       const p = this.queue[0];
       this.fail(

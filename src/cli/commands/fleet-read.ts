@@ -10,6 +10,7 @@ import type {
 } from "../../engine/reads.js";
 import { ExitCode, PartialError, type HapopsError } from "../../errors.js";
 import type { FleetTableSink } from "../../engine/fleet-reads.js";
+import type { Backpressure } from "../../runtime/session.js";
 import { entryJson } from "../../ops/table.js";
 import type { StatEntry } from "../../parse/stat.js";
 import type { TableEntry, TableInfo } from "../../parse/table.js";
@@ -370,13 +371,19 @@ export class FleetEntryOutput implements FleetTableSink {
   private readonly c: ReturnType<typeof colors>;
   /** Entries printed so far, from every target. */
   count = 0;
+  readonly backpressure: Backpressure | undefined;
 
+  /** `backpressure`: whether `out` can take more (see StreamOptions). */
   constructor(
     private readonly out: (text: string) => void,
     private readonly table: string,
     targets: readonly string[],
-    private readonly opts: PrintOptions & { readonly key?: string | undefined },
+    private readonly opts: PrintOptions & {
+      readonly key?: string | undefined;
+      readonly backpressure?: Backpressure | undefined;
+    },
   ) {
+    this.backpressure = opts.backpressure;
     this.c = colors(opts.color);
     if (!opts.json)
       this.printer = new EntryPrinter(out, 500, { header: "TARGET", values: targets });

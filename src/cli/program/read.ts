@@ -64,7 +64,12 @@ export function registerReadCommands(program: Command): void {
       ]);
       if (s.json) {
         const writer = new StatJsonWriter((t) => io.out(t));
-        await runStat(s, arg, (e) => writer.push(e));
+        await runStat(
+          s,
+          arg,
+          (e) => writer.push(e),
+          () => io.room(),
+        );
         writer.end();
         return;
       }

@@ -81,7 +81,9 @@ export function registerTableCommands(program: Command): void {
         throw new ResultExit(`no entry for key ${opts.key}`);
       };
       // A write per socket read rather than per entry; what was read is printed before an error.
+      // The socket is read no faster than stdout takes the output (a pipe to less holds the read).
       const output = new ChunkedOutput((t) => io.out(t));
+      const backpressure = () => io.room();
       if (s.json) {
         const json = new mod.EntryJsonLines(name);
         let count = 0;
@@ -89,17 +91,19 @@ export function registerTableCommands(program: Command): void {
           await runTableShow(
             s,
             { table: name, key: opts.key, filter: opts.filter },
-            (e) => {
-              count++;
-              output.write(json.line(e));
-            },
-            undefined,
-            (line) => {
-              const text = json.fromLine(line);
-              if (text === undefined) return false;
-              count++;
-              output.write(text);
-              return true;
+            {
+              entry: (e) => {
+                count++;
+                output.write(json.line(e));
+              },
+              line: (line) => {
+                const text = json.fromLine(line);
+                if (text === undefined) return false;
+                count++;
+                output.write(text);
+                return true;
+              },
+              backpressure,
             },
           );
         } finally {
@@ -113,8 +117,7 @@ export function registerTableCommands(program: Command): void {
         await runTableShow(
           s,
           { table: name, key: opts.key, filter: opts.filter },
-          (e) => printer.push(e),
-          (info) => printer.header(info),
+          { entry: (e) => printer.push(e), info: (info) => printer.header(info), backpressure },
         );
         printer.end({ header: opts.key === undefined });
       } finally {
@@ -141,7 +144,7 @@ async function showFleetTable(
     (t) => io.out(t),
     name,
     s.fleet!.members.map((m) => m.name),
-    { json: s.json, color: s.color, key: opts.key },
+    { json: s.json, color: s.color, key: opts.key, backpressure: () => io.room() },
   );
   const reached = await fleetTableShow(
     s,
