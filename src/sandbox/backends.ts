@@ -8,17 +8,20 @@ export interface HttpBackend {
   readonly port: number;
   /** Requests currently being answered (a drain waits for these). */
   readonly inFlight: number;
+  /** Answer every `slow?hold=1` request held so far. */
+  release(): void;
   close(): Promise<void>;
 }
 
 /**
  * Start a backend on 127.0.0.1 (or `host`) on a free port. `GET /health` answers 200 for
- * checks; `GET .../slow?ms=N` holds the answer N ms (a long request for drain tests); anything
- * else answers with the backend's name.
+ * checks; `GET .../slow?ms=N` holds the answer N ms (a long request for drain tests), and
+ * `GET .../slow?hold=1` until `release()`; anything else answers with the backend's name.
  */
 export function startHttpBackend(name: string, host = "127.0.0.1"): Promise<HttpBackend> {
   const sockets = new Set<Socket>();
   let inFlight = 0;
+  const held = new Set<() => void>();
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://backend");
     if (url.pathname === "/health") {
@@ -31,7 +34,8 @@ export function startHttpBackend(name: string, host = "127.0.0.1"): Promise<Http
       res.end(`${name}\n`);
     };
     const ms = Number(url.searchParams.get("ms") ?? "0");
-    if (url.pathname.endsWith("/slow") && ms > 0) setTimeout(finish, Math.min(ms, 3_600_000));
+    if (url.pathname.endsWith("/slow") && url.searchParams.get("hold") === "1") held.add(finish);
+    else if (url.pathname.endsWith("/slow") && ms > 0) setTimeout(finish, Math.min(ms, 3_600_000));
     else finish();
   });
   server.on("connection", (s) => {
@@ -53,8 +57,13 @@ export function startHttpBackend(name: string, host = "127.0.0.1"): Promise<Http
         get inFlight() {
           return inFlight;
         },
+        release: () => {
+          for (const finish of held) finish();
+          held.clear();
+        },
         close: () =>
           new Promise<void>((done) => {
+            held.clear();
             for (const s of sockets) s.destroy();
             server.close(() => done());
           }),

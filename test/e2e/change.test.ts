@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { request } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { rawServersState } from "../helpers/state.js";
 import { waitUntil } from "../../src/util/wait.js";
-import { cliEnv, HAPOPS, hapops, json, type CliResult } from "../helpers/cli.js";
+import { cliEnv, HAPOPS, hapops, json, NEUTRAL_AUDIT, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
 
 const lab = useLab({
@@ -56,9 +57,9 @@ function get(path: string): Promise<{ status: number; at: number }> {
 }
 
 /** Put a slow request on be_wait/w1: w2 out of the way, request in flight, w2 back. */
-async function slowRequestOnW1(ms: number) {
+async function slowRequestOnW1(ms: number | "hold") {
   expect((await run(["maint", "be_wait/w2"])).code).toBe(0);
-  const pending = get(`/wait/slow?ms=${ms}`);
+  const pending = get(ms === "hold" ? "/wait/slow?hold=1" : `/wait/slow?ms=${ms}`);
   await waitUntil(() => (lab().backends.get("be_wait/w1")!.inFlight === 1 ? true : undefined), {
     what: "the slow request to reach w1",
     timeoutMs: 5000,
@@ -79,11 +80,24 @@ afterEach(async () => {
     await run(["weight", b, w]);
 });
 
+/** Audit records appended to this run's log (the neutral config's) since `from` lines. */
+function auditSince(from: number): { op: string; phase: string; args: unknown }[] {
+  if (!existsSync(NEUTRAL_AUDIT)) return [];
+  return readFileSync(NEUTRAL_AUDIT, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .slice(from)
+    .map((l) => JSON.parse(l) as { op: string; phase: string; args: unknown });
+}
+
 describe("drain --wait", () => {
   it("waits for a long-running request to finish, then puts the server in maintenance", async () => {
-    const req = (await slowRequestOnW1(1500)).done;
+    // The request is held until the drain is recorded (its result is written just before the
+    // wait's first poll), so it ends while hapops waits, however slow the machine.
+    const from = auditSince(0).length;
+    const req = (await slowRequestOnW1("hold")).done;
     const started = Date.now();
-    const r = await run([
+    const pending = run([
       "drain",
       "be_wait/w1",
       "--wait",
@@ -92,6 +106,16 @@ describe("drain --wait", () => {
       "--poll-interval",
       "100ms",
     ]);
+    await waitUntil(
+      () =>
+        auditSince(from).some((a) => a.op === "drain" && a.phase === "result") &&
+        !existsSync(`${NEUTRAL_AUDIT}.lock`)
+          ? true
+          : undefined,
+      { what: "the drain's result in the audit log", timeoutMs: 30_000 },
+    );
+    lab().backends.get("be_wait/w1")!.release();
+    const r = await pending;
     const done = Date.now();
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/be_wait\/w1 {2}READY -> DRAIN {2}\(1 session\)/);
@@ -106,7 +130,7 @@ describe("drain --wait", () => {
   });
 
   it("gives up at --wait-timeout (exit 6), says what is left, and leaves the server DRAIN", async () => {
-    const req = (await slowRequestOnW1(4000)).done;
+    const req = (await slowRequestOnW1("hold")).done;
     const r = await run([
       "drain",
       "be_wait/w1",
@@ -121,6 +145,7 @@ describe("drain --wait", () => {
       /drain wait timed out after .*be_wait\/w1 has 1 session; the server stays DRAIN/,
     );
     expect((await servers("be_wait")).get("be_wait/w1")?.admin).toBe("DRAIN");
+    lab().backends.get("be_wait/w1")!.release();
     expect((await req).status).toBe(200);
   });
 
