@@ -1,4 +1,5 @@
 import { readFileSync, readlinkSync } from "node:fs";
+import { userInfo } from "node:os";
 import { basename } from "node:path";
 import { GuardError } from "../errors.js";
 import { runTool } from "../util/tools.js";
@@ -144,6 +145,34 @@ function idLookup(key: string | number): IdEntry | undefined {
 }
 
 /**
+ * The process's own account without a helper: passwd through the C library (os.userInfo:
+ * getpwuid_r, so NSS users count), and the groups the kernel gave this process (getgroups, the
+ * ones its rights come from), named from /etc/group. undefined, so that `id` decides as before,
+ * when any group has no line there (an LDAP group: only NSS can name it) or anything fails. Only
+ * for the real uid, and only when it is also the effective one (not under sudo: there the
+ * groups are root's). It spares a start-up one `id` process (~5 ms of an audited change).
+ */
+function ownAccount(uid: number): IdEntry | undefined {
+  try {
+    if (process.geteuid?.() !== uid) return undefined;
+    const me = userInfo();
+    if (me.uid !== uid) return undefined;
+    const names = new Map<number, string>();
+    for (const line of readFileSync("/etc/group", "utf8").split("\n")) {
+      const [name, , gid] = line.split(":");
+      if (name && gid !== undefined && /^\d+$/.test(gid) && !names.has(Number(gid)))
+        names.set(Number(gid), name);
+    }
+    const gids = [me.gid, ...(process.getgroups?.() ?? []).filter((g) => g !== me.gid)];
+    const groups = gids.map((g) => names.get(g));
+    if (groups.some((g) => g === undefined || /[\s,()]/.test(g))) return undefined;
+    return { name: me.username, uid, gid: me.gid, groups: groups as string[] };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The real system: id, else getent and `id -Gn` (by absolute path, so NSS users from LDAP and
  * the like count, and never a program from the caller's PATH), and /proc. A lookup and then the
  * groups of the user it found cost one helper (idLookup), not two.
@@ -156,7 +185,7 @@ export const systemProbe = (env: NodeJS.ProcessEnv): IdentityProbe => {
     ppid: process.ppid,
     env,
     lookupUser(key) {
-      const found = idLookup(key);
+      const found = (key === process.getuid?.() ? ownAccount(key) : undefined) ?? idLookup(key);
       if (found) {
         groupsFound.set(found.name, found.groups);
         return { name: found.name, uid: found.uid, gid: found.gid };
