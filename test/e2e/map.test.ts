@@ -26,6 +26,7 @@ import { RuntimeSession } from "../../src/runtime/session.js";
 import { connect } from "../../src/transport/connect.js";
 import { hapops, json, latestBackup, NEUTRAL_BACKUPS, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
+import { atLeast } from "../helpers/versions.js";
 
 const lab = useLab({
   backends: [{ name: "be_app", servers: [{ name: "app1" }, { name: "app2" }] }],
@@ -370,7 +371,8 @@ describe("maps and ACLs", () => {
       const listed = parseMapList((await raw(showMaps("map")))[0]!).find(
         (m) => m.file === lab().mapFile,
       );
-      expect(listed?.entries).toBeGreaterThan(2); // entry_cnt counts the pending version too
+      // entry_cnt counts the pending version too (2.4.0 lists no entry_cnt at all).
+      if (atLeast("2.6")) expect(listed?.entries).toBeGreaterThan(2);
       const shown = json<{ file: string; entries: number }[]>(await run(["map", "show", "--json"]));
       expect(shown.find((m) => m.file === lab().mapFile)?.entries).toBe(2);
     } finally {

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { connect as tlsConnect, type PeerCertificate } from "node:tls";
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { parsePem } from "../../src/certs/pem.js";
 import { certFacts } from "../../src/certs/validate.js";
 import { X509Certificate } from "node:crypto";
@@ -14,6 +14,7 @@ import { parseSslCertList } from "../../src/parse/ssl-cert.js";
 import type { IssuedCert } from "../../src/sandbox/certs.js";
 import { hapops, json, type CliResult } from "../helpers/cli.js";
 import { useLab } from "../helpers/lab.js";
+import { describeWhere, lacks } from "../helpers/versions.js";
 
 const lab = useLab({
   backends: [{ name: "be_app", servers: [{ name: "app1" }, { name: "app2" }] }],
@@ -83,7 +84,7 @@ async function openTransactions(): Promise<string[]> {
 
 const fullNames = ["DNS:example.com", "DNS:www.example.com"];
 
-describe("rotate-cert", () => {
+describeWhere(lacks("tls"))("rotate-cert", () => {
   it("rotates without a reload: a TLS client with SNI sees the new serial; the log has fingerprints, no key", async () => {
     const next = await lab().ca.issue({ cn: "example.com", san: fullNames, days: 60 });
     const f = files({ "new.crt": next.cert, "new.key": next.key });
@@ -457,7 +458,7 @@ describe("rotate-cert", () => {
   });
 });
 
-describe("certs --expiring", () => {
+describeWhere(lacks("tls"))("certs --expiring", () => {
   it("exits 1 when a certificate expires within the window, 0 otherwise", async () => {
     const soon = await hapops(["-s", lab().sockets.operator, "certs", "--expiring", "30d"]);
     expect(soon.code).toBe(1);

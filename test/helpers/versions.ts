@@ -1,4 +1,4 @@
-import { it } from "vitest";
+import { describe, it } from "vitest";
 import { execFileSync } from "node:child_process";
 
 /**
@@ -71,5 +71,13 @@ export function itWhere(why: string | undefined) {
   return (name: string, fn: () => Promise<void> | void, timeout?: number): void => {
     if (why === undefined) it(name, fn, timeout);
     else it.skip(`${name} [skipped: ${why}]`, fn, timeout);
+  };
+}
+
+/** `describe` likewise: a whole group skipped where the suite's HAProxy lacks what it needs. */
+export function describeWhere(why: string | undefined) {
+  return (name: string, fn: () => void): void => {
+    if (why === undefined) describe(name, fn);
+    else describe.skip(`${name} [skipped: ${why}]`, fn);
   };
 }
