@@ -257,19 +257,9 @@ export class AuditLog {
   }
 
   private findOrphans(host: string): AuditRecord[] {
-    const open = new Map<string, AuditRecord>();
-    for (const line of this.tailLines(1 << 20)) {
-      let r: AuditRecord;
-      try {
-        r = JSON.parse(line) as AuditRecord;
-      } catch {
-        continue;
-      }
-      const key = `${r.opId}#${r.step}`;
-      if (r.phase === "intent") open.set(key, r);
-      else open.delete(key);
-    }
-    return [...open.values()].filter((r) => r.host === host && !running(r.pid, r.pidStart));
+    return openIntents(this.tailLines(1 << 20)).filter(
+      (r) => r.host === host && !running(r.pid, r.pidStart),
+    );
   }
 
   /** Appends of this process, one at a time (a fleet run writes for many targets at once). */
@@ -533,4 +523,52 @@ export class AuditLog {
       closeSync(rfd);
     }
   }
+}
+
+/**
+ * The start of every record hapops writes (serialize keeps appendLocked's key order): what the
+ * orphan scan needs, read without parsing the line. Any line that does not start this way (one
+ * written by another version, or edited) is parsed.
+ */
+const RECORD_HEAD =
+  /^\{"v":1,"seq":\d+,"ts":"[^"]*","opId":"([^"\\]*)",(?:"run":"[^"\\]*",)?"step":(\d+),"phase":"([a-z-]+)"/;
+
+/**
+ * Intents with no later record of the same operation step, in log order. Each change scans the
+ * last MiB of the log (~3,000 records); only the intents still open are parsed, so the scan
+ * costs ~0.3 µs a record instead of a JSON.parse each (~5 µs).
+ */
+export function openIntents(lines: readonly string[]): AuditRecord[] {
+  const open = new Map<string, string | AuditRecord>();
+  for (const line of lines) {
+    const m = RECORD_HEAD.exec(line);
+    let key: string;
+    let phase: string;
+    let parsed: AuditRecord | undefined;
+    if (m) {
+      key = `${m[1]}#${m[2]}`;
+      phase = m[3]!;
+    } else {
+      try {
+        parsed = JSON.parse(line) as AuditRecord;
+      } catch {
+        continue;
+      }
+      key = `${parsed.opId}#${parsed.step}`;
+      phase = parsed.phase;
+    }
+    if (phase === "intent") open.set(key, parsed ?? line);
+    else open.delete(key);
+  }
+  const out: AuditRecord[] = [];
+  for (const v of open.values()) {
+    if (typeof v !== "string") out.push(v);
+    else
+      try {
+        out.push(JSON.parse(v) as AuditRecord);
+      } catch {
+        // not a record after all
+      }
+  }
+  return out;
 }
