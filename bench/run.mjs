@@ -163,8 +163,19 @@ try {
   console.log(`\nshow stat with ${SERVERS} servers`);
   const socatStat = time(`echo "show stat" | socat stdio UNIX-CONNECT:${large.sock} >/dev/null`, 5);
   const hapStat = time(`node ${BIN} -s ${large.sock} stat --json >/dev/null`, 5);
+  // The floor for any Node tool: start Node, read the answer, write it out unparsed.
+  const floorScript = join(big, "floor.cjs");
+  writeFileSync(
+    floorScript,
+    `const s = require("node:net").connect(process.argv[2], () => s.end(process.argv[3] + "\\n"));\ns.pipe(process.stdout);\n`,
+  );
+  const nodeStat = time(`node ${floorScript} ${large.sock} "show stat" >/dev/null`, 5);
   row('echo "show stat" | socat', socatStat);
+  row("node: show stat copied to stdout, unparsed", nodeStat, socatStat, "socat");
   row("hapops stat --json", hapStat, socatStat, "socat");
+  console.log(
+    `  ${"".padEnd(44)} ${"".padStart(11)}  ${(hapStat / nodeStat).toFixed(2)}x the unparsed Node copy`,
+  );
   console.log(
     `  ${"hapops stat --json peak RSS".padEnd(44)} ${peakRss(`node ${BIN} -s ${large.sock} stat --json >/dev/null`).toFixed(0).padStart(8)} MiB`,
   );
@@ -205,7 +216,9 @@ try {
         { encoding: "utf8" },
       ),
     ) / 1048576;
+  const nodeTable = time(`node ${floorScript} ${large.sock} "show table be_table" >/dev/null`, 3);
   row('echo "show table" | socat', socatTable);
+  row("node: show table copied to stdout, unparsed", nodeTable, socatTable, "socat");
   row("hapops table show --json (JSON Lines)", hapTable, socatTable, "socat");
   console.log(`  ${"raw answer size".padEnd(44)} ${rawMiB.toFixed(0).padStart(8)} MiB`);
   console.log(
