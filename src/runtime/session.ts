@@ -463,7 +463,9 @@ export class RuntimeSession {
       new HaproxyError(
         p.command.line,
         message,
-        `HAProxy refused "${p.command.line}": ${firstLine}`,
+        /^Unknown command/.test(firstLine)
+          ? unknownCommand(p.command)
+          : `HAProxy refused "${p.command.line}": ${firstLine}`,
       ),
     );
   }
@@ -581,4 +583,16 @@ export class RuntimeSession {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
+}
+
+/**
+ * "Unknown command, but maybe one of the following ones is a better match:" and a list: this
+ * HAProxy has no such command. Say which and why it may be, not HAProxy's suggestions (measured:
+ * 2.4.0 built without OpenSSL answers so to `show ssl cert`).
+ */
+function unknownCommand(command: RuntimeCommand): string {
+  const words = command.spec.words;
+  return / ssl /.test(` ${words} `)
+    ? `this HAProxy does not know "${words}" (Unknown command): it was built without TLS (OpenSSL), so it has no certificates to show or change; run this against a build with TLS`
+    : `this HAProxy does not know "${words}" (Unknown command): its version is older than the command, or it was built without the feature; see hapops info for the version`;
 }

@@ -174,6 +174,17 @@ describe("info", () => {
 });
 
 describe("certs", () => {
+  itWhere(testHaproxy().tls ? "needs a build without TLS, such as haproxy-2.4.0" : undefined)(
+    "on a build without TLS, says so in one line (exit 1) instead of HAProxy's command list",
+    async () => {
+      const r = await hapops(["-s", lab().sockets.admin, "certs"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        'hapops: this HAProxy does not know "show ssl cert" (Unknown command): it was built without TLS (OpenSSL), so it has no certificates to show or change; run this against a build with TLS\n',
+      );
+    },
+  );
+
   itWhere(lacks("tls"))(
     "lists certificates soonest expiry first with SANs and days left",
     async () => {
