@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { EnvironmentError, GuardError, UsageError } from "../errors.js";
 import { processStart } from "../audit/log.js";
 import { startLab, type Lab } from "./lab.js";
-import { toolEnv } from "../util/tools.js";
+import { tool, toolEnv } from "../util/tools.js";
 import { waitUntil } from "../util/wait.js";
 
 interface Io {
@@ -203,13 +203,14 @@ async function runForeground(
   io: Io,
   interactive: boolean,
 ): Promise<void> {
-  const build = opts.haproxy !== undefined ? haproxyBuild(opts.haproxy) : undefined;
+  const build = haproxyBuild(opts.haproxy ?? tool("haproxy", "haproxy"));
   await refuseIfRunning(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const lab = await startLab({
     dir,
-    tlsSocket: build?.tls ?? true,
-    ...(build ? { haproxyBin: build.bin, tls: build.tls } : {}),
+    tlsSocket: build.tls,
+    haproxyBin: build.bin,
+    tls: build.tls,
   });
   const state: SandboxState = {
     pid: process.pid,
@@ -221,7 +222,7 @@ async function runForeground(
     http: `http://127.0.0.1:${lab.httpPort}/`,
     https: `https://127.0.0.1:${lab.httpsPort}/`,
     config: lab.configPath,
-    ...(build ? { haproxy: build } : {}),
+    haproxy: build,
     startedAt: new Date().toISOString(),
     starts: {
       [String(process.pid)]: processStart("self"),
@@ -257,7 +258,7 @@ async function runForeground(
 }
 
 async function startDetached(dir: string, opts: SandboxOptions, io: Io): Promise<void> {
-  const build = opts.haproxy !== undefined ? haproxyBuild(opts.haproxy) : undefined;
+  const build = haproxyBuild(opts.haproxy ?? tool("haproxy", "haproxy"));
   await refuseIfRunning(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const script = process.argv[1];
@@ -266,7 +267,7 @@ async function startDetached(dir: string, opts: SandboxOptions, io: Io): Promise
   const log = openSync(logPath, "w", 0o600);
   const child = spawn(
     process.execPath,
-    [script, "sandbox", "run", "--dir", dir, ...(build ? ["--haproxy", build.bin] : [])],
+    [script, "sandbox", "run", "--dir", dir, "--haproxy", build.bin],
     {
       detached: true,
       stdio: ["ignore", log, log],

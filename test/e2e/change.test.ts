@@ -149,6 +149,19 @@ describe("drain --wait", () => {
     expect((await req).status).toBe(200);
   });
 
+  it("--wait-timeout and --poll-interval ask for the wait on their own (the dry run shows it)", async () => {
+    for (const flag of [
+      ["--wait-timeout", "10s"],
+      ["--poll-interval", "200ms"],
+    ]) {
+      const r = await run(["drain", "be_wait/w1", ...flag, "-n"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^then: wait up to (10s|10m) for sessions to reach 0$/m);
+    }
+    const plain = await run(["drain", "be_wait/w1", "-n"]);
+    expect(plain.stdout).not.toMatch(/then: wait/);
+  });
+
   it("with --json, reports the plan, what was sent, the verified state and the wait", async () => {
     const r = await run(["drain", "be_wait/w1", "--wait", "--json"]);
     expect(r.code, r.stderr).toBe(0);

@@ -24,6 +24,7 @@ function alive(pid: number): boolean {
 
 interface State {
   running: boolean;
+  haproxy: { bin: string; version: string; tls: boolean };
   pid: number;
   haproxyPid: number;
   socket: string;
@@ -44,6 +45,9 @@ describe("hapops sandbox", () => {
 
     const state = json<State>(await hapops(["sandbox", "status", "--dir", dir, "--json"]));
     expect(state.running).toBe(true);
+    // Which HAProxy it runs, said in the banner and the status, the system's one included.
+    expect(state.haproxy.version).toBe(testHaproxy().version);
+    expect(start.stdout).toContain(`HAProxy ${testHaproxy().version} sandbox running`);
     expect(alive(state.haproxyPid)).toBe(true);
 
     const servers = await hapops(["-s", state.socket, "servers", "--json"]);
@@ -165,9 +169,7 @@ describe("hapops sandbox refuses a directory it does not own alone", () => {
       const r = await hapops(["sandbox", "start", "--detach", "--dir", own, "--haproxy", bin]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(`HAProxy ${h.version} sandbox running`);
-      const state = json<State & { haproxy: { bin: string; version: string; tls: boolean } }>(
-        await hapops(["sandbox", "status", "--dir", own, "--json"]),
-      );
+      const state = json<State>(await hapops(["sandbox", "status", "--dir", own, "--json"]));
       expect(state.haproxy).toEqual({ bin, version: h.version, tls: h.tls });
       const info = await hapops(["-s", state.socket, "info", "--json"]);
       expect(json<{ Version: string }>(info).Version).toMatch(

@@ -19,11 +19,15 @@ export function registerChangeCommands(program: Command): void {
     .option("--wait", "wait until the servers have no sessions left")
     .option(
       "--wait-timeout <dur>",
-      "give up waiting after this long (exit 6; servers stay DRAIN)",
+      "give up waiting after this long (exit 6; servers stay DRAIN); implies --wait (not the socket's --timeout)",
       "10m",
     )
     .option("--then <state>", "once drained: maint")
-    .option("--poll-interval <dur>", "how often to read sessions while waiting", "500ms")
+    .option(
+      "--poll-interval <dur>",
+      "how often to read sessions while waiting; implies --wait",
+      "500ms",
+    )
     .option(
       "--kill-after <dur>",
       "cut the sessions still there after this long (at the latest at --wait-timeout) with shutdown sessions server, instead of exit 6; implies --wait (policy: sessions kill too)",
@@ -92,8 +96,14 @@ async function runChangeCommand(
       const parsed = buildChangeRequest(op, selectorArg, weightArg, flags, flags.force ?? false);
       return serverOperation({
         change: parsed.request,
+        // A wait's own options ask for the wait: `drain --wait-timeout 5m` without --wait
+        // used to drain and return at once, the timeout silently unused.
         wait:
-          flags.wait || flags.then || parsed.killAfterMs !== undefined
+          flags.wait ||
+          flags.then ||
+          parsed.killAfterMs !== undefined ||
+          cmd.getOptionValueSource("waitTimeout") === "cli" ||
+          cmd.getOptionValueSource("pollInterval") === "cli"
             ? {
                 timeoutMs: parsed.waitTimeoutMs,
                 pollMs: parsed.pollMs,
