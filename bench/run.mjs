@@ -14,6 +14,11 @@ import { fileURLToPath } from "node:url";
 import { fleetBench } from "./fleet.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+// Every command runs without NODE_* variables (as bench/startup.mjs does): NODE_EXTRA_CA_CERTS,
+// a file Node reads at each start (~30 ms for Debian's bundle), slows node -e 0 as much as
+// hapops and would hide what hapops itself adds.
+const nodeVars = Object.keys(process.env).filter((k) => k.startsWith("NODE_"));
+for (const k of nodeVars) delete process.env[k];
 const BIN = join(root, "dist", "hapops.cjs");
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -93,7 +98,9 @@ writeFileSync(CONFIG, `audit:\n  path: ${join(dir, "audit.jsonl")}\n`);
 process.env.HAPOPS_CONFIG = CONFIG;
 const children = [];
 try {
-  console.log(`hapops bench (${RUNS} runs each, median wall time)\n`);
+  console.log(`hapops bench (${RUNS} runs each, median wall time)`);
+  if (nodeVars.length > 0) console.log(`  (measured without ${nodeVars.join(", ")})`);
+  console.log("");
 
   // --reads: only the large reads (3.), for work on the parsers and the JSON writers.
   if (!args.includes("--reads")) {

@@ -297,6 +297,10 @@ export function planMapEntry(state: MapState, req: MapEntryRequest): Plan<MapEnt
     if (before.length > 0 && kind === "acl") {
       command = undefined;
       describe.push(`${ref}: ${key} is already in it (nothing sent)`);
+    } else if (before.length === 1 && (before[0]!.value ?? "") === value) {
+      // What was asked is already so: a no-op, as for an acl pattern or a ready server.
+      command = undefined;
+      describe.push(`${ref}: ${key} is already ${value} (nothing sent)`);
     } else if (before.length > 0) {
       const reason = `${ref} already has the key ${key} (${before.map((e) => e.value ?? "").join(", ")}); a second entry would never be used, since lookups answer the first`;
       guards.push({

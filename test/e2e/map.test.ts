@@ -244,6 +244,10 @@ describe("maps and ACLs", () => {
       expect(r.stderr).toMatch(/already has the key example\.com \(gold\)/);
       expect(r.stderr).toMatch(/hapops map set .*hosts\.map example\.com platinum/);
     }
+    // The same value again is already so: nothing sent, exit 0, as acl add of a pattern there.
+    const same = await run(["map", "add", lab().mapFile, "example.com", "gold"]);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toMatch(/example\.com is already gold \(nothing sent\)/);
     const shown = await run(["map", "show", lab().mapFile, "--json"]);
     expect(shown.stdout.match(/"example\.com"/g)).toHaveLength(1);
     expect((await run(["map", "get", lab().mapFile, "example.com"])).stdout).toBe(

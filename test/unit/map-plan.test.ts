@@ -93,6 +93,13 @@ describe("planMapEntry", () => {
     expect(sendLines(plan.steps)).toEqual(["add acl #1 10.0.0.1"]);
   });
 
+  it("map add of a key that already has that value sends nothing (a no-op, exit 0)", () => {
+    const plan = planMapEntry(HOSTS, entry({ op: "add", key: "example.com", value: "gold" }));
+    expect(plan.guards).toEqual([]);
+    expect(sendLines(plan.steps)).toEqual([]);
+    expect(plan.describe.join("\n")).toMatch(/example\.com is already gold \(nothing sent\)/);
+  });
+
   it("refuses map add of a key that is there (exit 3), pointing at map set", () => {
     const plan = planMapEntry(HOSTS, entry({ op: "add", key: "example.com", value: "platinum" }));
     expect(plan.guards).toHaveLength(1);
