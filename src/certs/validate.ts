@@ -179,6 +179,12 @@ export function validateBundle(
 
   const newNames = namesOf(leaf);
   const dropped = opts.mustCover.filter((n) => !newNames.some((p) => covers(p, n)));
+  // Not one name in common: almost surely the wrong file, not a certificate that drops a name;
+  // --force is no advice for that (it still passes it, on purpose).
+  if (dropped.length > 0 && dropped.length === opts.mustCover.length && !opts.force)
+    throw new ValidationError(
+      `the new certificate covers none of the names the live one serves (${dropped.join(", ")}; new: ${newNames.join(", ") || "no names"}): is it the wrong file? Check the domain and --pem/--cert`,
+    );
   if (dropped.length > 0 && !opts.force)
     throw new ValidationError(
       `the new certificate does not cover ${dropped.join(", ")}, which the live one does (new: ${newNames.join(", ") || "no names"}); pass --force to drop ${dropped.length === 1 ? "it" : "them"}`,

@@ -260,9 +260,17 @@ describe("validateBundle: names the live certificate covers", () => {
   });
 
   it("refuses dropping a single name", () => {
-    expect(refusal(pem(leaf.cert, leaf.key), { mustCover: ["old.a.example"] }).message).toMatch(
-      /does not cover old\.a\.example, .*pass --force to drop it$/,
+    expect(
+      refusal(pem(leaf.cert, leaf.key), { mustCover: ["a.example", "old.a.example"] }).message,
+    ).toMatch(/does not cover old\.a\.example, .*pass --force to drop it$/);
+  });
+
+  it("a certificate with no name in common is called the wrong file, with no --force advice", () => {
+    const err = refusal(pem(leaf.cert, leaf.key), { mustCover: ["other.org", "*.other.org"] });
+    expect(err.message).toBe(
+      "the new certificate covers none of the names the live one serves (other.org, *.other.org; new: a.example, www.a.example): is it the wrong file? Check the domain and --pem/--cert",
     );
+    expect(err.message).not.toMatch(/--force/);
   });
 
   it("drops the names with --force", () => {
