@@ -165,6 +165,9 @@ function renderConfig(o: {
     "    timeout connect 2s",
     "    timeout client 1m",
     "    timeout server 1m",
+    // Without it a check has `inter` (500 ms) to connect and answer: on a busy machine a live
+    // backend missed that twice and went DOWN. A stopped or failing one still fails at once.
+    "    timeout check 5s",
     ...(o.stateFile ? ["    load-server-state-from-file global"] : []),
     "",
     "frontend fe_http",
