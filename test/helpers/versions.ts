@@ -1,5 +1,5 @@
 import { describe, it } from "vitest";
-import { execFileSync } from "node:child_process";
+import { haproxyBuild } from "../../src/sandbox/supervisor.js";
 
 /**
  * The HAProxy the whole suite runs on: HAPOPS_TEST_HAPROXY names a binary (such as
@@ -20,15 +20,8 @@ let cached: TestHaproxy | undefined;
 export function testHaproxy(): TestHaproxy {
   if (cached) return cached;
   const env = process.env.HAPOPS_TEST_HAPROXY || undefined;
-  const bin = env ?? "/usr/sbin/haproxy";
-  let out = "";
-  try {
-    out = execFileSync(bin, ["-vv"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-  } catch (e) {
-    if (env) throw new Error(`HAPOPS_TEST_HAPROXY=${env} does not run: ${(e as Error).message}`);
-  }
-  const version = /version (\d+\.\d+\.\d+)/.exec(out)?.[1] ?? "0.0.0";
-  const tls = /\+OPENSSL\b/.test(out);
+  // The sandbox's own reading of `haproxy -vv` (version, built with OpenSSL).
+  const { version, tls } = haproxyBuild(env ?? "/usr/sbin/haproxy");
   cached = { bin: env, version, tls };
   return cached;
 }
